@@ -1,0 +1,4 @@
+from .detectors import *  # noqa: F401,F403
+from .losses import *  # noqa: F401,F403
+
+__all__ = []
