@@ -1,4 +1,12 @@
-from .samplers import *  # noqa: F401,F403
-from .transforms import *  # noqa: F401,F403
+from .paired_dataset import PairedDataset
+from .samplers import MultiDomainSampler
+from .transforms import (LoadPairedImageFromFile, PackPairedDetInputs,
+                         PairedMosaic, PairedTransform,
+                         PairedYOLOv5HSVRandomAug)
+from .yolo_txt_dataset import YOLOTxtDataset
 
-__all__ = []
+__all__ = [
+    'PairedDataset', 'YOLOTxtDataset', 'MultiDomainSampler',
+    'LoadPairedImageFromFile', 'PackPairedDetInputs', 'PairedMosaic',
+    'PairedTransform', 'PairedYOLOv5HSVRandomAug'
+]

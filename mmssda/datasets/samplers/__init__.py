@@ -1,1 +1,3 @@
-__all__ = []
+from .multi_domain_sampler import MultiDomainSampler
+
+__all__ = ['MultiDomainSampler']

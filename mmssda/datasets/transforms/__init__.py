@@ -1,1 +1,10 @@
-__all__ = []
+from .load_paired_image_from_file import LoadPairedImageFromFile
+from .pack_paired_det_inputs import PackPairedDetInputs
+from .paired_mosaic import PairedMosaic
+from .paired_transform import PairedTransform
+from .paired_yolov5_hsv_random_aug import PairedYOLOv5HSVRandomAug
+
+__all__ = [
+    'LoadPairedImageFromFile', 'PackPairedDetInputs', 'PairedMosaic',
+    'PairedTransform', 'PairedYOLOv5HSVRandomAug'
+]

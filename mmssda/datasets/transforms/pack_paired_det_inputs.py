@@ -1,0 +1,99 @@
+from typing import Sequence
+
+from mmcv.transforms import BaseTransform
+from mmdet.datasets.transforms import PackDetInputs
+
+from mmssda.registry import TRANSFORMS
+
+STREAMS = ('source_real', 'source_fake', 'target_real', 'target_fake')
+
+
+@TRANSFORMS.register_module()
+class PackPairedDetInputs(BaseTransform):
+    """Pack a pair into the four-stream format of ``MultiBranchDataPreprocessor``.
+
+    Each image of the pair is packed by :class:`mmdet.datasets.transforms.
+    PackDetInputs` with the same ``gt_instances``; the streams of the other
+    domain are None (dropped by the preprocessor after collation). The fake
+    sample's ``img_path`` is the fake image's path; both samples carry
+    ``fake_img_path`` and ``domain`` when they are in ``meta_keys``.
+
+    Output for a pair whose ``results['domain']`` is ``'source'``::
+
+        {'inputs': {'source_real': Tensor(3, H, W),
+                    'source_fake': Tensor(3, H, W),
+                    'target_real': None, 'target_fake': None},
+         'data_samples': {'source_real': DetDataSample,
+                          'source_fake': DetDataSample,
+                          'target_real': None, 'target_fake': None}}
+
+    Required Keys:
+
+    - img, fake_img, domain
+    - gt_bboxes, gt_bboxes_labels, gt_ignore_flags (optional)
+
+    Args:
+        meta_keys (Sequence[str]): Keys copied into the samples' metainfo.
+            Defaults to ``('img_id', 'img_path', 'fake_img_path', 'domain',
+            'ori_shape', 'img_shape', 'scale_factor', 'flip',
+            'flip_direction')``.
+
+    Example:
+        >>> dict(type='PackPairedDetInputs',
+        ...      meta_keys=('img_id', 'img_path', 'fake_img_path', 'domain',
+        ...                 'ori_shape', 'img_shape', 'flip',
+        ...                 'flip_direction'))
+    """
+
+    def __init__(self,
+                 meta_keys: Sequence[str] = ('img_id', 'img_path',
+                                             'fake_img_path', 'domain',
+                                             'ori_shape', 'img_shape',
+                                             'scale_factor', 'flip',
+                                             'flip_direction')) -> None:
+        self.meta_keys = tuple(meta_keys)
+        self.packer = PackDetInputs(meta_keys=self.meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        """Pack the real and the fake image into their domain's streams.
+
+        Args:
+            results (dict): Pipeline results of a :class:`PairedDataset`
+                sample.
+
+        Returns:
+            dict: ``inputs`` and ``data_samples``, each keyed by the four
+            stream names.
+        """
+        domain = results.get('domain')
+        if domain not in ('source', 'target'):
+            raise KeyError(
+                'PackPairedDetInputs needs results["domain"] in '
+                f'("source", "target"), got {domain!r}; wrap the dataset in '
+                'PairedDataset.')
+        if 'fake_img' not in results:
+            raise KeyError('PackPairedDetInputs needs results["fake_img"] '
+                           '(load with LoadPairedImageFromFile).')
+        real = self.packer(results)
+        fake = self.packer(self._fake_results(results))
+        packed = dict(
+            inputs={s: None
+                    for s in STREAMS},
+            data_samples={s: None
+                          for s in STREAMS})
+        for side, out in (('real', real), ('fake', fake)):
+            packed['inputs'][f'{domain}_{side}'] = out['inputs']
+            packed['data_samples'][f'{domain}_{side}'] = out['data_samples']
+        return packed
+
+    @staticmethod
+    def _fake_results(results: dict) -> dict:
+        """A shallow view of ``results`` whose image is the fake one."""
+        fake = dict(results)
+        fake['img'] = results['fake_img']
+        if 'fake_img_path' in results:
+            fake['img_path'] = results['fake_img_path']
+        return fake
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'

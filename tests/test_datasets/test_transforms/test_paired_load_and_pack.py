@@ -1,0 +1,62 @@
+import os.path as osp
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmdet.structures.bbox import HorizontalBoxes
+
+from mmssda.datasets import LoadPairedImageFromFile, PackPairedDetInputs
+
+
+def test_load_resizes_fake_and_warns_once(tmp_path):
+    real = np.full((20, 30, 3), 10, np.uint8)
+    cv2.imwrite(str(tmp_path / 'r.jpg'), real)
+    cv2.imwrite(str(tmp_path / 'f.png'), np.full((10, 15, 3), 200, np.uint8))
+    load = LoadPairedImageFromFile()
+    info = dict(img_path=str(tmp_path / 'r.jpg'),
+                fake_img_path=str(tmp_path / 'f.png'))
+    with pytest.warns(UserWarning, match=r'f\.png is 15x10 .* 30x20'):
+        out = load(dict(info))
+    assert out['fake_img'].shape == out['img'].shape == (20, 30, 3)
+    assert (out['fake_img'] == 200).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        load(dict(info))
+    with pytest.raises(KeyError, match='PairedDataset'):
+        load(dict(img_path=info['img_path']))
+
+
+@pytest.mark.parametrize('domain', ['source', 'target'])
+def test_pack_four_streams(domain):
+    results = dict(
+        img=np.zeros((8, 6, 3), np.uint8),
+        fake_img=np.ones((8, 6, 3), np.uint8), domain=domain, img_id=3,
+        img_path='real/a.jpg', fake_img_path='fake/a.png',
+        img_shape=(8, 6), ori_shape=(8, 6),
+        gt_bboxes=HorizontalBoxes(np.array([[0, 0, 2, 2], [1, 1, 3, 3]],
+                                           np.float32)),
+        gt_bboxes_labels=np.array([0, 1]),
+        gt_ignore_flags=np.array([False, True]))
+    out = PackPairedDetInputs()(results)
+    other = 'target' if domain == 'source' else 'source'
+    assert set(out['inputs']) == set(out['data_samples']) == {
+        'source_real', 'source_fake', 'target_real', 'target_fake'}
+    assert out['inputs'][f'{other}_real'] is None
+    assert out['data_samples'][f'{other}_fake'] is None
+    real, fake = (out['data_samples'][f'{domain}_{s}']
+                  for s in ('real', 'fake'))
+    assert out['inputs'][f'{domain}_real'].shape == (3, 8, 6)
+    assert int(out['inputs'][f'{domain}_fake'].sum()) == 8 * 6 * 3
+    assert torch.equal(real.gt_instances.bboxes.tensor,
+                       fake.gt_instances.bboxes.tensor)
+    assert len(real.gt_instances) == 1 and len(real.ignored_instances) == 1
+    assert real.img_path == 'real/a.jpg' and fake.img_path == 'fake/a.png'
+    assert real.fake_img_path == 'fake/a.png'
+    assert real.domain == fake.domain == domain and real.img_id == 3
+
+
+def test_pack_needs_domain():
+    with pytest.raises(KeyError, match='domain'):
+        PackPairedDetInputs()(dict(img=np.zeros((2, 2, 3), np.uint8)))

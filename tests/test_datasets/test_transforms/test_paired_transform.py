@@ -1,0 +1,63 @@
+import copy
+
+import numpy as np
+import pytest
+from mmdet.structures.bbox import HorizontalBoxes
+
+from mmssda.datasets import PairedTransform
+from mmssda.registry import TRANSFORMS
+
+AFFINE = dict(type='YOLOv5RandomAffine', max_rotate_degree=10.0,
+              scaling_ratio_range=(0.5, 1.5), border=(-8, -8))
+
+
+def _results(rng):
+    img = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    return dict(
+        img=img, fake_img=255 - img, img_shape=(40, 48), ori_shape=(40, 48),
+        gt_bboxes=HorizontalBoxes(np.array([[5., 5., 30., 25.]], np.float32)),
+        gt_bboxes_labels=np.array([1]), gt_ignore_flags=np.array([False]))
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='Mosaic', pre_transform=[dict(type='LoadImageFromFile')]),
+    dict(type='YOLOv5HSVRandomAug'),
+    dict(type='YOLOv5MixUp'),
+    dict(type='PairedYOLOv5HSVRandomAug'),
+    dict(type='PairedTransform', transforms=[]),
+])
+def test_unpairable_transforms_are_refused(cfg):
+    with pytest.raises(ValueError, match='cannot share the random draws'):
+        PairedTransform(transforms=[cfg])
+
+
+@pytest.mark.parametrize('cfg', [AFFINE, dict(type='mmdet.RandomFlip',
+                                              prob=0.5)])
+def test_same_draws_and_boxes_once(cfg):
+    rng = np.random.default_rng(0)
+    for seed in range(6):
+        results = _results(rng)
+        plain = TRANSFORMS.build(cfg)
+        np.random.seed(seed)
+        want_real = plain(copy.deepcopy(results))
+        np.random.seed(seed)
+        want_fake = plain(dict(copy.deepcopy(results),
+                               img=results['fake_img']))
+        np.random.seed(seed)
+        got = PairedTransform(transforms=[cfg])(results)
+        np.testing.assert_array_equal(got['img'], want_real['img'])
+        np.testing.assert_array_equal(got['fake_img'], want_fake['img'])
+        np.testing.assert_allclose(got['gt_bboxes'].tensor,
+                                   want_real['gt_bboxes'].tensor)
+        np.testing.assert_array_equal(got['gt_bboxes_labels'],
+                                      want_real['gt_bboxes_labels'])
+
+
+def test_needs_fake_and_propagates_none():
+    t = PairedTransform(transforms=[dict(type='mmdet.RandomFlip', prob=1.)])
+    results = _results(np.random.default_rng(0))
+    del results['fake_img']
+    with pytest.raises(KeyError, match='LoadPairedImageFromFile'):
+        t(results)
+    t = PairedTransform(transforms=[lambda r: None])
+    assert t(_results(np.random.default_rng(0))) is None
