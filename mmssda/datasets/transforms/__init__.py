@@ -1,3 +1,5 @@
+from .atmospheric_fog import AtmosphericFog
+from .fda_style_transfer import FDAStyleTransfer
 from .load_paired_image_from_file import LoadPairedImageFromFile
 from .pack_paired_det_inputs import PackPairedDetInputs
 from .paired_mosaic import PairedMosaic
@@ -5,6 +7,7 @@ from .paired_transform import PairedTransform
 from .paired_yolov5_hsv_random_aug import PairedYOLOv5HSVRandomAug
 
 __all__ = [
-    'LoadPairedImageFromFile', 'PackPairedDetInputs', 'PairedMosaic',
-    'PairedTransform', 'PairedYOLOv5HSVRandomAug'
+    'AtmosphericFog', 'FDAStyleTransfer', 'LoadPairedImageFromFile',
+    'PackPairedDetInputs', 'PairedMosaic', 'PairedTransform',
+    'PairedYOLOv5HSVRandomAug'
 ]
