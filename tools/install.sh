@@ -3,7 +3,9 @@
 # Python environment. Safe to run repeatedly: when everything already imports
 # at the pinned versions it returns in a few seconds.
 #
-# Usage: bash tools/install.sh [--with-tests]
+# Usage: bash tools/install.sh [--with-tests] [--build-mmcv]
+#   --with-tests   also install the test requirements (pytest, tensorboard)
+#   --build-mmcv   build mmcv from source even if a prebuilt wheel is found
 #
 # Environment:
 #   PYTHON           interpreter to install into (default: python3)
@@ -28,9 +30,11 @@ PY=${PYTHON:-python3}
 STACK="$ROOT/requirements/stack.txt"
 CACHE=${MMSSDA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmssda}
 WITH_TESTS=0
+BUILD_MMCV=0
 for arg in "$@"; do
     case "$arg" in
         --with-tests) WITH_TESTS=1 ;;
+        --build-mmcv) BUILD_MMCV=1 ;;
         *) echo "install.sh: unknown argument '$arg'" >&2; exit 2 ;;
     esac
 done
@@ -62,7 +66,7 @@ root = os.path.realpath(os.environ['MMSSDA_ROOT'])
 sys.exit(0 if os.path.realpath(mmssda.__file__).startswith(root) else 1)
 EOF
 }
-if stack_ok; then
+if [ "$BUILD_MMCV" = 0 ] && stack_ok; then
     log "the stack and mmssda already import at the pinned versions; nothing to do"
     exit 0
 fi
@@ -99,7 +103,7 @@ try_wheel() {  # install a wheel (mmengine & co. come with it), check it loads
         && pip_install -c "$CONSTRAINTS" "$1" "$(req mmengine)" && mmcv_ok
 }
 WHEEL_CACHE="$CACHE/wheels/torch-$TORCH_INSTALLED"
-if mmcv_ok; then
+if [ "$BUILD_MMCV" = 0 ] && mmcv_ok; then
     log "keeping the installed mmcv $MMCV_VERSION"
 else
     found=0
@@ -108,6 +112,7 @@ else
     if [ "$TORCH_INSTALLED" = "$TORCH_VERSION+cpu" ] || [ "$TORCH_INSTALLED" = "$TORCH_VERSION" ]; then
         dirs="$dirs $ROOT/../shared/wheels"
     fi
+    [ "$BUILD_MMCV" = 1 ] && dirs=""
     for dir in $dirs; do
         for whl in "$dir"/mmcv-"$MMCV_VERSION"-*.whl; do
             [ -f "$whl" ] || continue
