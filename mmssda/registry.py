@@ -67,11 +67,8 @@ PARAM_SCHEDULERS = Registry(
     locations=['mmssda.engine.optimizers'])
 
 METRICS = Registry(
-    'metric', parent=MMYOLO_METRICS, scope='mmssda',
-    locations=['mmssda.evaluation'])
+    'metric', parent=MMYOLO_METRICS, scope='mmssda')
 VISUALIZERS = Registry(
-    'visualizer', parent=MMYOLO_VISUALIZERS, scope='mmssda',
-    locations=['mmssda.visualization'])
+    'visualizer', parent=MMYOLO_VISUALIZERS, scope='mmssda')
 VISBACKENDS = Registry(
-    'vis_backend', parent=MMYOLO_VISBACKENDS, scope='mmssda',
-    locations=['mmssda.visualization'])
+    'vis_backend', parent=MMYOLO_VISBACKENDS, scope='mmssda')

@@ -1,1 +1,7 @@
-__all__ = []
+from .ssda_mean_teacher_hook import SSDAMeanTeacherHook
+from .student_ema_hook import StudentEMAHook
+from .yolov5_iter_param_scheduler_hook import YOLOv5IterParamSchedulerHook
+
+__all__ = [
+    'SSDAMeanTeacherHook', 'StudentEMAHook', 'YOLOv5IterParamSchedulerHook'
+]

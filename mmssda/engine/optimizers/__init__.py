@@ -1,1 +1,3 @@
-__all__ = []
+from .student_optim_constructor import StudentOptimizerConstructor
+
+__all__ = ['StudentOptimizerConstructor']

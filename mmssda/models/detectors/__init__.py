@@ -1,1 +1,3 @@
-__all__ = []
+from .ssda_detector import SSDADetector
+
+__all__ = ['SSDADetector']

@@ -1,0 +1,76 @@
+# Cityscapes -> Foggy Cityscapes (beta 0.02, 2975 train / 500 val).
+# Layout (tools/dataset_converters write the COCO files):
+#   data/city2foggy/cityscapes/leftImg8bit/{train,val}/<city>/*.png  real
+#   data/city2foggy/cityscapes_cut/leftImg8bit/train/<city>/*.png    fake
+#       (Cityscapes translated to the foggy style, e.g. by CUT)
+#   data/city2foggy/foggy_cityscapes/leftImg8bit/{train,val}/...     real
+#   data/city2foggy/foggy_cityscapes_cut/leftImg8bit/train/...       fake
+#       (Foggy Cityscapes translated to the clear style)
+#   data/city2foggy/{cityscapes,foggy_cityscapes}/annotations/
+#       instances_{train,val}.json
+_base_ = '../ssda_yolov5_s.py'
+
+data_root = 'data/city2foggy/'
+class_name = ('bus', 'bicycle', 'car', 'motorcycle', 'person', 'rider',
+              'train', 'truck')  # SSDA-YOLO's order
+num_classes = len(class_name)
+metainfo = dict(classes=class_name)
+dataset_type = 'YOLOv5CocoDataset'
+
+model = dict(
+    detector=dict(
+        bbox_head=dict(
+            head_module=dict(num_classes=num_classes),
+            loss_cls=dict(loss_weight=0.5 * (num_classes / 80)))))
+
+
+source_train_split = dict(
+    type=dataset_type,
+    data_root=data_root,
+    metainfo=metainfo,
+    ann_file='cityscapes/annotations/instances_train.json',
+    data_prefix=dict(img='cityscapes/leftImg8bit/train/'),
+    filter_cfg=dict(filter_empty_gt=False, min_size=32),
+    pipeline=[])
+target_train_split = dict(
+    source_train_split,
+    ann_file='foggy_cityscapes/annotations/instances_train.json',
+    data_prefix=dict(img='foggy_cityscapes/leftImg8bit/train/'))
+
+source_train_dataset = dict(
+    type='PairedDataset',
+    domain='source',
+    dataset=source_train_split,
+    fake_root=data_root + 'cityscapes_cut/leftImg8bit/train/',
+    pipeline=_base_.train_pipeline)
+# Target labels are never trained on; if present they give the logged
+# pseudo-label precision/recall.
+target_train_dataset = dict(
+    type='PairedDataset',
+    domain='target',
+    dataset=target_train_split,
+    fake_root=data_root + 'foggy_cityscapes_cut/leftImg8bit/train/',
+    pipeline=_base_.train_pipeline)
+train_dataloader = dict(
+    dataset=dict(datasets=[source_train_dataset, target_train_dataset]))
+
+target_val_ann = 'foggy_cityscapes/annotations/instances_val.json'
+val_dataloader = dict(
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file=target_val_ann,
+        data_prefix=dict(img='foggy_cityscapes/leftImg8bit/val/')))
+test_dataloader = val_dataloader
+
+# COCO bbox metrics and VOC-style per-class AP50 (what DA papers report).
+val_evaluator = [
+    dict(
+        type='mmdet.CocoMetric',
+        ann_file=data_root + target_val_ann,
+        metric='bbox',
+        classwise=True),
+    dict(type='mmdet.VOCMetric', metric='mAP', iou_thrs=[0.5],
+         eval_mode='area')
+]
+test_evaluator = val_evaluator

@@ -1,0 +1,158 @@
+# SSDA-YOLO (Zhou et al., CVIU 2023) on mmyolo's YOLOv5-s: the training
+# recipe. The data configs in ./datasets/ add the source and target sets.
+_base_ = 'mmyolo::yolov5/yolov5_s-v61_syncbn_8xb16-300e_coco.py'
+
+default_scope = 'mmssda'
+custom_imports = dict(
+    imports=['mmssda.datasets', 'mmssda.engine', 'mmssda.models'],
+    allow_failed_imports=False)
+
+# ========================Frequently modified parameters======================
+img_scale = (640, 640)  # width, height
+source_per_batch = 8  # source pairs per GPU and iteration
+target_per_batch = 8  # target pairs per GPU and iteration
+max_iters = 60000
+val_interval = 2000
+burn_in_iters = 0  # source-only iterations before distillation starts
+base_lr = 0.01
+lr_factor = 0.2  # one-cycle cosine to base_lr * lr_factor (YOLOv5 lrf)
+warmup_iters = 1000
+train_num_workers = 8
+
+# Pseudo-labels: teacher on target-fake, then these thresholds.
+pseudo_label_cfg = dict(
+    multi_label=True,
+    nms_pre=30000,
+    score_thr=0.5,
+    nms=dict(type='nms', iou_threshold=0.3),
+    max_per_img=20)
+distill_weight = 0.005  # lambda
+consistency_weight = 2.0  # alpha
+teacher_momentum = 0.01  # teacher = 0.99 * teacher + 0.01 * student
+
+# ===============================Model========================================
+detector = _base_.model
+model = dict(
+    _delete_=True,
+    type='SSDADetector',
+    detector=detector,
+    data_preprocessor=dict(
+        type='mmdet.MultiBranchDataPreprocessor',
+        data_preprocessor=detector.data_preprocessor),
+    distill_loss=dict(
+        type='PseudoLabelDistillLoss', loss_weight=distill_weight),
+    consistency_loss=dict(
+        type='ConsistencyLoss', loss_weight=consistency_weight),
+    semi_train_cfg=dict(
+        freeze_teacher=True,
+        supervised_streams=['source_real', 'source_fake'],
+        pseudo_label_cfg=pseudo_label_cfg,
+        analysis_iou_thr=0.5),
+    semi_test_cfg=dict(predict_on='student', extract_feat_on='student'))
+
+# ===============================Data=========================================
+# One sample is a (real, fake) pair; both images get the same geometry and
+# colour gains. The data configs put this pipeline on their PairedDatasets.
+paired_pre_transform = [
+    dict(type='LoadPairedImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True)
+]
+train_pipeline = [
+    *paired_pre_transform,
+    dict(
+        type='PairedMosaic',
+        img_scale=img_scale,
+        pad_val=114.0,
+        pre_transform=paired_pre_transform),
+    dict(
+        type='PairedTransform',
+        transforms=[
+            dict(
+                type='YOLOv5RandomAffine',
+                max_rotate_degree=0.0,
+                max_shear_degree=0.0,
+                max_translate_ratio=0.1,
+                scaling_ratio_range=(0.5, 1.5),
+                border=(-img_scale[0] // 2, -img_scale[1] // 2),
+                border_val=(114, 114, 114))
+        ]),
+    dict(type='PairedYOLOv5HSVRandomAug'),
+    dict(
+        type='PairedTransform',
+        transforms=[dict(type='mmdet.RandomFlip', prob=0.5)]),
+    dict(
+        type='PackPairedDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'flip',
+                   'flip_direction'))
+]
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=source_per_batch + target_per_batch,
+    num_workers=train_num_workers,
+    persistent_workers=True,
+    pin_memory=True,
+    sampler=dict(
+        type='MultiDomainSampler',
+        source_per_batch=source_per_batch,
+        target_per_batch=target_per_batch),
+    collate_fn=dict(type='pseudo_collate'),
+    # datasets: [source PairedDataset, target PairedDataset], see ./datasets
+    dataset=dict(type='ConcatDataset', datasets=[]))
+
+# ===============================Schedule=====================================
+optim_wrapper = dict(
+    optimizer=dict(
+        lr=base_lr, batch_size_per_gpu=source_per_batch + target_per_batch),
+    constructor='StudentOptimizerConstructor')
+
+train_cfg = dict(
+    _delete_=True,
+    type='IterBasedTrainLoop',
+    max_iters=max_iters,
+    val_interval=val_interval)
+# Evaluates the teacher and the student (the student-EMA: StudentEMAHook
+# swaps it in) and logs `teacher/...` and `student/...`.
+val_cfg = dict(_delete_=True, type='mmdet.TeacherStudentValLoop')
+test_cfg = dict(_delete_=True, type='TeacherStudentTestLoop')
+
+default_hooks = dict(
+    param_scheduler=dict(
+        _delete_=True,
+        type='YOLOv5IterParamSchedulerHook',
+        scheduler_type='cosine',
+        lr_factor=lr_factor,
+        warmup_iters=warmup_iters,
+        warmup_bias_lr=0.1,
+        warmup_momentum=0.8),
+    checkpoint=dict(
+        type='CheckpointHook',
+        by_epoch=False,
+        interval=val_interval,
+        save_best='student/pascal_voc/mAP',  # target AP50, student-EMA
+        rule='greater',
+        max_keep_ckpts=3),
+    logger=dict(type='LoggerHook', interval=50))
+log_processor = dict(by_epoch=False)
+
+# mmyolo's EMAHook would average the whole teacher-student wrapper: replaced.
+custom_hooks = [
+    dict(
+        type='SSDAMeanTeacherHook',
+        momentum=teacher_momentum,
+        interval=1,
+        update_buffers=True,
+        burn_in_iters=burn_in_iters),
+    dict(
+        type='StudentEMAHook',
+        ema_type='ExpMomentumEMA',
+        momentum=0.0001,
+        gamma=2000,
+        update_buffers=True,
+        strict_load=False,
+        priority=49)
+]
+
+# Per-branch losses, pseudo-labels per image and their precision/recall are
+# logged; add dict(type='TensorboardVisBackend') to see them in TensorBoard.
+visualizer = dict(
+    vis_backends=[dict(type='LocalVisBackend')])

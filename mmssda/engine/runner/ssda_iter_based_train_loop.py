@@ -1,0 +1,144 @@
+import logging
+from typing import Dict, List, Optional, Tuple, Union
+
+from mmengine.logging import print_log
+from mmengine.runner.loops import (IterBasedTrainLoop,
+                                   _InfiniteDataloaderIterator)
+from torch.utils.data import DataLoader
+
+from mmssda.registry import LOOPS
+
+SAMPLER_SEED_KEY = 'train_sampler_seed'
+
+
+@LOOPS.register_module()
+class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
+    """Iteration-based training loop with a cheap and exact resume.
+
+    MMEngine's :class:`IterBasedTrainLoop` resumes by calling
+    ``next(dataloader_iterator)`` once per finished iteration, which loads and
+    augments every skipped batch, and it builds its dataloader iterator
+    before the checkpoint is loaded. This loop, when the sampler has
+    ``set_start_iter(start_iter, seed)`` (e.g. :class:`MultiDomainSampler`):
+
+    1. records the sampler's seed in the message hub's runtime info (saved
+       in every checkpoint), so that a sampler built with ``seed=None``
+       (a fresh random seed per run) replays the interrupted run's order;
+    2. after resuming, calls ``sampler.set_start_iter(runner.iter, seed)``
+       and builds a fresh dataloader iterator (with persistent workers this
+       resets them onto the new sampler position): no skipped batch is
+       loaded;
+    3. restores the random states kept by :class:`RandomStateHook`
+       right before the first batch is fetched.
+
+    Other samplers fall back to the parent's replay (step 3 still runs,
+    after the replay). With ``num_workers=0`` and deterministic settings,
+    N iterations in one run and N/2 + resume + N/2 give identical weights;
+    for ``num_workers>0`` see :class:`RandomStateHook` (data order exact,
+    worker augmentation draws restart from the worker seeds).
+
+    Args:
+        runner (Runner): The runner.
+        dataloader (DataLoader | dict): The dataloader or its config.
+        max_iters (int): Total training iterations.
+        val_begin (int): The iteration that begins validating. Defaults to 1.
+        val_interval (int): Validation interval. Defaults to 1000.
+        dynamic_intervals (list[tuple[int, int]], optional): Milestones and
+            validation intervals used after them. Defaults to None.
+
+    Example:
+        >>> train_cfg = dict(type='SSDAIterBasedTrainLoop', max_iters=60000,
+        ...                  val_interval=2000)
+        >>> custom_hooks = [dict(type='RandomStateHook')]
+    """
+
+    def __init__(
+            self,
+            runner,
+            dataloader: Union[DataLoader, Dict],
+            max_iters: int,
+            val_begin: int = 1,
+            val_interval: int = 1000,
+            dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
+        super().__init__(runner, dataloader, max_iters, val_begin,
+                         val_interval, dynamic_intervals)
+        sampler = self.resumable_sampler
+        if sampler is not None and getattr(sampler, 'seed', None) is not None:
+            # overwritten by the checkpoint's value when resuming
+            self.runner.message_hub.update_info(SAMPLER_SEED_KEY,
+                                                int(sampler.seed))
+
+    @property
+    def resumable_sampler(self):
+        """The dataloader's sampler if it has ``set_start_iter``, else
+        None."""
+        for sampler in (getattr(self.dataloader, 'sampler', None),
+                        getattr(
+                            getattr(self.dataloader, 'batch_sampler', None),
+                            'sampler', None)):
+            if hasattr(sampler, 'set_start_iter'):
+                return sampler
+        return None
+
+    def _fast_forward(self) -> None:
+        """Move the data stream to ``self._iter`` without loading data."""
+        sampler = self.resumable_sampler
+        if sampler is None:
+            # MMEngine's behaviour: load and drop the consumed batches
+            print_log(
+                f'Advance dataloader {self._iter} steps to skip data that '
+                'has already been trained (the sampler has no '
+                '`set_start_iter`, so every skipped batch is loaded)',
+                logger='current',
+                level=logging.WARNING)
+            for _ in range(self._iter):
+                next(self.dataloader_iterator)
+            return
+        seed = self.runner.message_hub.get_info(SAMPLER_SEED_KEY)
+        if seed is None:
+            seed = self.runner.seed
+        sampler.set_start_iter(self._iter, seed=seed)
+        # drop the old iterator first: non-persistent workers shut down
+        self.dataloader_iterator = None
+        self.dataloader_iterator = _InfiniteDataloaderIterator(
+            self.dataloader)
+        print_log(
+            f'Resumed the data stream at iteration {self._iter} '
+            f'(sampler seed {seed}) without loading skipped batches.',
+            logger='current')
+
+    def _restore_random_states(self) -> None:
+        """Let every :class:`RandomStateHook` restore the resumed states."""
+        for hook in self.runner.hooks:
+            restore = getattr(hook, 'restore_random_states', None)
+            if callable(restore):
+                restore()
+
+    def run(self):
+        """Launch training; resume the data stream and random states
+        before the first batch.
+
+        Returns:
+            nn.Module: The trained model.
+        """
+        self.runner.call_hook('before_train')
+        self.runner.call_hook('before_train_epoch')
+        if self._iter > 0:
+            self._fast_forward()
+        self._restore_random_states()
+        while self._iter < self._max_iters and not self.stop_training:
+            self.runner.model.train()
+
+            data_batch = next(self.dataloader_iterator)
+            self.run_iter(data_batch)
+
+            self._decide_current_val_interval()
+            if (self.runner.val_loop is not None
+                    and self._iter >= self.val_begin
+                    and (self._iter % self.val_interval == 0
+                         or self._iter == self._max_iters)):
+                self.runner.val_loop.run()
+
+        self.runner.call_hook('after_train_epoch')
+        self.runner.call_hook('after_train')
+        return self.runner.model
