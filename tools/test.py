@@ -1,7 +1,7 @@
 """Evaluate a checkpoint with the MMEngine runner.
 
 Example:
-    python tools/test.py configs/ssda_yolov5s_city2foggy.py work_dirs/x/best.pth
+    python tools/test.py configs/ssda_yolov5s_city2foggy.py CHECKPOINT
 """
 import argparse
 import os

@@ -38,7 +38,8 @@ def _draw_sample(rng, width, height, marker):
     img = np.full((height, width, 3), rng.integers(0, 255, 3), np.uint8)
     for _ in range(int(rng.integers(1, 4))):
         cls, s = int(rng.integers(0, 2)), int(rng.integers(8, 20))
-        x, y = int(rng.integers(0, width - s)), int(rng.integers(0, height - s))
+        x = int(rng.integers(0, width - s))
+        y = int(rng.integers(0, height - s))
         color = tuple(int(c) for c in rng.integers(0, 255, 3))
         cv2.rectangle(img, (x, y), (x + s - 1, y + s - 1), color, -1)
         boxes.append((cls, (x, y, x + s, y + s)))

@@ -22,8 +22,12 @@ def data_options(root):
 
 def run_tool(tool, *args):
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *args],
-                          cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', tool), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 

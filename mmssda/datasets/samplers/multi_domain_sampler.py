@@ -33,9 +33,9 @@ class MultiDomainSampler(Sampler):
     Epoch length (as in SSDA-YOLO, where an epoch is the mean of the source
     and target dataloader lengths), per rank::
 
-        epoch_length = ceil((ceil(len(source) / (world_size * source_per_batch))
-                           + ceil(len(target) / (world_size * target_per_batch))
-                           ) / 2)
+        epoch_length = ceil(
+            (ceil(len(source) / (world_size * source_per_batch))
+             + ceil(len(target) / (world_size * target_per_batch))) / 2)
 
     and ``len(sampler) = epoch_length * (source_per_batch +
     target_per_batch)``, so ``len(train_dataloader) == epoch_length`` for

@@ -10,7 +10,7 @@ STREAMS = ('source_real', 'source_fake', 'target_real', 'target_fake')
 
 @TRANSFORMS.register_module()
 class PackPairedDetInputs(BaseTransform):
-    """Pack a pair into the four-stream format of ``MultiBranchDataPreprocessor``.
+    """Pack a pair into ``MultiBranchDataPreprocessor``'s four streams.
 
     Each image of the pair is packed by :class:`mmdet.datasets.transforms.
     PackDetInputs` with the same ``gt_instances``; the streams of the other

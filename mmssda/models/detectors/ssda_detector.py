@@ -305,7 +305,8 @@ class SSDADetector(SemiBaseDetector):
     def _pseudo_label_img_meta(data_samples: DetDataSample) -> dict:
         """Image meta that makes the head keep input-image coordinates."""
         img_meta = dict(data_samples.metainfo)
-        img_shape = img_meta.get('img_shape', img_meta.get('batch_input_shape'))
+        img_shape = img_meta.get('img_shape',
+                                 img_meta.get('batch_input_shape'))
         img_meta.pop('pad_param', None)
         img_meta.update(ori_shape=img_shape, scale_factor=(1., 1.))
         return img_meta
@@ -507,4 +508,3 @@ class SSDADetector(SemiBaseDetector):
         if self.semi_train_cfg.get('freeze_teacher', True):
             self.teacher.eval()
         return self
-

@@ -46,8 +46,10 @@ def make_model():
     gen = torch.Generator().manual_seed(0)
     for net in (model.student, model.teacher):
         with torch.no_grad():
-            for t in list(net.parameters()) + [net[1].running_mean,
-                                                net[1].running_var]:
+            tensors = list(net.parameters()) + [
+                net[1].running_mean, net[1].running_var
+            ]
+            for t in tensors:
                 t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
     model.student[1].num_batches_tracked.fill_(10)
     return model
