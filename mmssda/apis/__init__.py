@@ -1,0 +1,7 @@
+from .adaptation_benchmark import (format_table, prepare_data, run_comparison,
+                                   summarize, write_report)
+
+__all__ = [
+    'format_table', 'prepare_data', 'run_comparison', 'summarize',
+    'write_report'
+]
