@@ -1,13 +1,16 @@
 # Cityscapes -> Foggy Cityscapes (beta 0.02, 2975 train / 500 val).
-# Layout (tools/dataset_converters write the COCO files):
-#   data/city2foggy/cityscapes/leftImg8bit/{train,val}/<city>/*.png  real
-#   data/city2foggy/cityscapes_cut/leftImg8bit/train/<city>/*.png    fake
-#       (Cityscapes translated to the foggy style, e.g. by CUT)
-#   data/city2foggy/foggy_cityscapes/leftImg8bit/{train,val}/...     real
-#   data/city2foggy/foggy_cityscapes_cut/leftImg8bit/train/...       fake
-#       (Foggy Cityscapes translated to the clear style)
-#   data/city2foggy/{cityscapes,foggy_cityscapes}/annotations/
-#       instances_{train,val}.json
+# Layout (the official archives unpacked into data/city2foggy/cityscapes):
+#   cityscapes/{gtFine,leftImg8bit}/{train,val}/<city>/...     real source
+#   cityscapes/leftImg8bit_foggy/{train,val}/<city>/...        real target
+#   cityscapes_cut/leftImg8bit/train/<city>/*.png              fake source
+#       (Cityscapes in the foggy style, e.g. CUT; same relative paths)
+#   cityscapes_cut/leftImg8bit_foggy/train/<city>/*.png        fake target
+#       (Foggy Cityscapes in the clear style)
+#   annotations/*.json, written by
+#     python tools/dataset_converters/cityscapes_to_coco.py \
+#       --cityscapes-root data/city2foggy/cityscapes \
+#       --out-dir data/city2foggy/annotations
+# No fakes yet? tools/misc/make_fake_images.py writes FDA ones.
 _base_ = '../ssda_yolov5_s.py'
 
 data_root = 'data/city2foggy/'
@@ -28,14 +31,14 @@ source_train_split = dict(
     type=dataset_type,
     data_root=data_root,
     metainfo=metainfo,
-    ann_file='cityscapes/annotations/instances_train.json',
+    ann_file='annotations/cityscapes_train.json',
     data_prefix=dict(img='cityscapes/leftImg8bit/train/'),
     filter_cfg=dict(filter_empty_gt=False, min_size=32),
     pipeline=[])
 target_train_split = dict(
     source_train_split,
-    ann_file='foggy_cityscapes/annotations/instances_train.json',
-    data_prefix=dict(img='foggy_cityscapes/leftImg8bit/train/'))
+    ann_file='annotations/foggy_cityscapes_train.json',
+    data_prefix=dict(img='cityscapes/leftImg8bit_foggy/train/'))
 
 source_train_dataset = dict(
     type='PairedDataset',
@@ -49,18 +52,18 @@ target_train_dataset = dict(
     type='PairedDataset',
     domain='target',
     dataset=target_train_split,
-    fake_root=data_root + 'foggy_cityscapes_cut/leftImg8bit/train/',
+    fake_root=data_root + 'cityscapes_cut/leftImg8bit_foggy/train/',
     pipeline=_base_.train_pipeline)
 train_dataloader = dict(
     dataset=dict(datasets=[source_train_dataset, target_train_dataset]))
 
-target_val_ann = 'foggy_cityscapes/annotations/instances_val.json'
+target_val_ann = 'annotations/foggy_cityscapes_val.json'
 val_dataloader = dict(
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
         ann_file=target_val_ann,
-        data_prefix=dict(img='foggy_cityscapes/leftImg8bit/val/')))
+        data_prefix=dict(img='cityscapes/leftImg8bit_foggy/val/')))
 test_dataloader = val_dataloader
 
 # COCO bbox metrics and VOC-style per-class AP50 (what DA papers report).
