@@ -90,6 +90,62 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _sync_bn_to_bn(node) -> bool:
+    """Replace ``type='SyncBN'`` by ``'BN'`` and turn off mmyolo's
+    ``YOLODetector(use_syncbn=True)`` in a config tree, in place."""
+    changed = False
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            changed = True
+        if str(node.get('type', '')).endswith('YOLODetector') \
+                or node.get('use_syncbn'):
+            changed |= node.get('use_syncbn', True)
+            node['use_syncbn'] = False
+        for value in node.values():
+            changed |= _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            changed |= _sync_bn_to_bn(value)
+    return changed
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Let ``--launcher pytorch`` run on CPU-only machines (gloo).
+
+    MMEngine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device``, which
+    fails without CUDA, and DDP must not get ``device_ids`` for CPU modules.
+    Without CUDA this initialises the process group itself (the runner then
+    skips ``init_dist``) with ``env_cfg.dist_cfg.backend`` (must be
+    ``'gloo'``), builds DDP with ``device_ids=None`` and turns the model's
+    SyncBN layers (GPU only) into BN.
+    """
+    import torch
+    import torch.distributed as torch_dist
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available() \
+            or torch_dist.is_initialized():
+        return
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    backend = dist_cfg.pop('backend', 'gloo')
+    if backend != 'gloo':
+        raise ValueError('Distributed training without CUDA needs '
+                         "env_cfg.dist_cfg.backend='gloo', got "
+                         f'{backend!r}.')
+    timeout = dist_cfg.pop('timeout', None)
+    if timeout is not None:
+        import datetime
+        dist_cfg['timeout'] = datetime.timedelta(seconds=timeout)
+    torch_dist.init_process_group(backend='gloo', **dist_cfg)
+    if _sync_bn_to_bn(cfg.model):
+        print_log(
+            'No CUDA: SyncBN layers replaced by BN (SyncBN needs GPUs).',
+            logger='current')
+    wrapper_cfg = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel')
+    wrapper_cfg.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper_cfg
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the default runner, or the one named by ``runner_type``."""
     if 'runner_type' in cfg:
@@ -102,6 +158,7 @@ def main(argv=None):
     register_all_modules(init_default_scope=False)
     cfg = merge_args(Config.fromfile(args.config), args)
     cfg.setdefault('default_scope', 'mmssda')
+    setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
     runner.train()
 

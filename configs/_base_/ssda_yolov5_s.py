@@ -100,14 +100,18 @@ train_dataloader = dict(
     dataset=dict(type='ConcatDataset', datasets=[]))
 
 # ===============================Schedule=====================================
+# A NaN/Inf loss or gradient skips the step (NonFiniteLossHook reports it and
+# stops after too many in a row). The mmyolo base scopes it to mmyolo.
 optim_wrapper = dict(
+    type='mmssda.NonFiniteSkipOptimWrapper',
     optimizer=dict(
         lr=base_lr, batch_size_per_gpu=source_per_batch + target_per_batch),
     constructor='StudentOptimizerConstructor')
 
+# Resumes the sampler and random states exactly, without replaying data.
 train_cfg = dict(
     _delete_=True,
-    type='IterBasedTrainLoop',
+    type='SSDAIterBasedTrainLoop',
     max_iters=max_iters,
     val_interval=val_interval)
 # Evaluates the teacher and the student (the student-EMA: StudentEMAHook
@@ -149,7 +153,9 @@ custom_hooks = [
         gamma=2000,
         update_buffers=True,
         strict_load=False,
-        priority=49)
+        priority=49),
+    dict(type='NonFiniteLossHook', max_consecutive=5),
+    dict(type='RandomStateHook')
 ]
 
 # Per-branch losses, pseudo-labels per image and their precision/recall are

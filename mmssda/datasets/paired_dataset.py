@@ -1,12 +1,13 @@
 import copy
 import os.path as osp
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset, Compose
 
 from mmssda.registry import DATASETS, TRANSFORMS
-from .yolo_txt_dataset import check_image_file
+from .yolo_txt_dataset import (INVALID_POLICIES, YOLOTxtDataset,
+                               check_image_file, handle_invalid)
 
 DOMAINS = ('source', 'target')
 _MAX_LISTED = 5
@@ -27,10 +28,16 @@ class PairedDataset:
     from the same pairs.
 
     Checked when the dataset is built (``lazy_init=False``), before any
-    training step: the inner dataset is not empty, every real image has a
-    fake (``ValueError`` with the count, the first missing files and both
-    roots), the images are readable and complete (``check_images``), and a
-    source set has at least one box.
+    training step. Invalid pairs, handled by ``invalid_policy`` (all are
+    collected first, so one error lists them all, each naming its file): a
+    real image without fake (with the count, the first missing files and
+    both roots), a real or fake image that is unreadable or truncated
+    (``check_images``). Always errors: an empty set (e.g. an empty target
+    set, or one whose pairs were all skipped) and a source set without any
+    box. A fake of another size than its real image is resized on loading
+    (``LoadPairedImageFromFile``, one warning). An inner
+    :class:`YOLOTxtDataset` config without its own ``invalid_policy`` gets
+    this one, so that bad label files are handled alike.
 
     ``metainfo`` is the inner dataset's (no domain in it), so a source and a
     target ``PairedDataset`` with the same classes can form an
@@ -63,6 +70,10 @@ class PairedDataset:
             Defaults to False.
         max_refetch (int): Retries with a random other sample when the
             pipeline returns None. Defaults to 1000.
+        invalid_policy (str): ``'raise'``: raise one ``ValueError`` listing
+            every invalid pair before training; ``'skip'``: drop them with
+            one ``UserWarning`` giving the count and listing them. Defaults
+            to ``'raise'``.
 
     Example:
         >>> source = dict(
@@ -77,7 +88,8 @@ class PairedDataset:
         ...         metainfo=dict(classes=('person', 'rider', 'car'))),
         ...     pipeline=[dict(type='LoadPairedImageFromFile'),
         ...               dict(type='mmdet.LoadAnnotations', with_bbox=True),
-        ...               dict(type='PackPairedDetInputs')])
+        ...               dict(type='PackPairedDetInputs')],
+        ...     invalid_policy='raise')
     """
 
     def __init__(self,
@@ -91,7 +103,13 @@ class PairedDataset:
                  test_mode: bool = False,
                  check_images: bool = True,
                  lazy_init: bool = False,
-                 max_refetch: int = 1000) -> None:
+                 max_refetch: int = 1000,
+                 invalid_policy: str = 'raise') -> None:
+        if invalid_policy not in INVALID_POLICIES:
+            raise ValueError(f'PairedDataset: `invalid_policy` must be one '
+                             f'of {INVALID_POLICIES}, got '
+                             f'{invalid_policy!r}.')
+        self.invalid_policy = invalid_policy
         if domain not in DOMAINS:
             raise ValueError(f'PairedDataset: `domain` must be one of '
                              f'{DOMAINS}, got {domain!r}.')
@@ -104,7 +122,7 @@ class PairedDataset:
         self.check_images = check_images
         self.max_refetch = max_refetch
         self._dataset_cfg = copy.deepcopy(dataset)
-        self.dataset = self._build_inner(dataset, test_mode)
+        self.dataset = self._build_inner(dataset, test_mode, invalid_policy)
         self.real_root = real_root if real_root is not None \
             else self._default_real_root()
         self.pipeline = Compose([
@@ -112,18 +130,26 @@ class PairedDataset:
             for t in pipeline
         ])
         self.fake_img_paths: List[str] = []
+        # positions in the inner dataset of the valid pairs
+        self._indices: List[int] = []
         self._fully_initialized = False
         if not lazy_init:
             self.full_init()
 
     @staticmethod
-    def _build_inner(dataset: Union[dict, BaseDataset],
-                     test_mode: bool) -> BaseDataset:
+    def _build_inner(dataset: Union[dict, BaseDataset], test_mode: bool,
+                     invalid_policy: str) -> BaseDataset:
         """Build the inner dataset with an empty pipeline."""
         if not isinstance(dataset, dict):
             return dataset
         cfg = copy.deepcopy(dataset)
         cfg['pipeline'] = []
+        inner_type = cfg.get('type')
+        if isinstance(inner_type, str):
+            inner_type = DATASETS.get(inner_type)
+        if isinstance(inner_type, type) \
+                and issubclass(inner_type, YOLOTxtDataset):
+            cfg.setdefault('invalid_policy', invalid_policy)
         cfg.setdefault('test_mode', test_mode)
         # loaded in full_init, where an empty dataset gets a clear message
         cfg['lazy_init'] = True
@@ -163,8 +189,11 @@ class PairedDataset:
         try:
             self.dataset.full_init()
         except ValueError as e:
-            # MMEngine fails to serialize an empty data list
-            if getattr(self.dataset, 'data_list', None) != []:
+            # MMEngine fails to serialize an empty data list (np.concatenate
+            # of nothing); any other error (e.g. the inner dataset's list of
+            # invalid files) is the user's to read
+            if getattr(self.dataset, 'data_list', None) != [] \
+                    or 'concatenate' not in str(e):
                 raise
             self._raise_empty(e)
         if len(self.dataset) == 0:
@@ -173,11 +202,30 @@ class PairedDataset:
             self.dataset.get_data_info(i)['img_path']
             for i in range(len(self.dataset))
         ]
-        self.fake_img_paths = self._find_fakes(real_paths)
-        if self.check_images:
-            for real, fake in zip(real_paths, self.fake_img_paths):
-                check_image_file(real)
-                check_image_file(fake)
+        fakes, problems = self._find_fakes(real_paths)
+        for i, (real, fake) in enumerate(zip(real_paths, fakes)):
+            if fake is None or not self.check_images:
+                continue
+            for path in (real, fake):
+                try:
+                    check_image_file(path)
+                except (OSError, ValueError) as e:
+                    problems.setdefault(i, []).append(str(e))
+        handle_invalid(
+            f'PairedDataset ({self.domain})',
+            [p for i in sorted(problems) for p in problems[i]],
+            len(real_paths), self.invalid_policy,
+            f'pairs (real_root={self.real_root!r}, '
+            f'fake_root={self.fake_root!r})',
+            num_invalid=len(problems))
+        self._indices = [
+            i for i in range(len(real_paths)) if i not in problems
+        ]
+        self.fake_img_paths = [fakes[i] for i in self._indices]
+        if not self._indices:
+            raise ValueError(
+                f'PairedDataset ({self.domain}): every pair was invalid and '
+                f'skipped; no data left in {self._describe()}.')
         if self.domain == 'source':
             self._check_has_boxes()
         self._fully_initialized = True
@@ -189,10 +237,12 @@ class PairedDataset:
             f'after loading and filtering: {self._describe()}; '
             f'real_root={self.real_root!r}.') from cause
 
-    def _find_fakes(self, real_paths: List[str]) -> List[str]:
-        """Map each real path to its fake; raise listing the missing ones."""
-        fakes, missing = [], []
-        for real in real_paths:
+    def _find_fakes(
+            self, real_paths: List[str]) -> Tuple[list, Dict[int, list]]:
+        """Map each real path to its fake (None if missing); also return
+        the problems by position, with a summary of the missing ones."""
+        fakes, missing, problems = [], [], {}
+        for i, real in enumerate(real_paths):
             rel = osp.relpath(real, self.real_root)
             if rel.startswith(osp.pardir):
                 raise ValueError(
@@ -204,20 +254,21 @@ class PairedDataset:
                          if osp.isfile(stem + s)), None)
             if fake is None:
                 missing.append(f'{stem}{{{",".join(self.fake_suffixes)}}}')
+                problems[i] = [f'Missing fake image {missing[-1]} of real '
+                               f'image {real}']
             fakes.append(fake)
         if missing:
             more = ' ...' if len(missing) > _MAX_LISTED else ''
-            raise ValueError(
-                f'PairedDataset ({self.domain}): {len(missing)} of '
-                f'{len(real_paths)} real images have no fake image '
-                f'(real_root={self.real_root!r}, '
-                f'fake_root={self.fake_root!r}); first missing: '
+            first = min(problems)
+            problems[first].insert(
+                0, f'{len(missing)} of {len(real_paths)} real images have '
+                f'no fake image; first missing: '
                 f'{missing[:_MAX_LISTED]}{more}')
-        return fakes
+        return fakes, problems
 
     def _check_has_boxes(self) -> None:
         """A source set without a single box cannot train anything."""
-        for i in range(len(self.dataset)):
+        for i in self._indices:
             if self.dataset.get_data_info(i).get('instances'):
                 return
         raise ValueError(
@@ -228,7 +279,7 @@ class PairedDataset:
     def __len__(self) -> int:
         if not self._fully_initialized:
             self.full_init()
-        return len(self.dataset)
+        return len(self._indices)
 
     def get_data_info(self, idx: int) -> dict:
         """Return a copy of the inner data info plus the pair fields.
@@ -241,7 +292,8 @@ class PairedDataset:
         """
         if not self._fully_initialized:
             self.full_init()
-        info = copy.deepcopy(self.dataset.get_data_info(idx))
+        info = copy.deepcopy(
+            self.dataset.get_data_info(self._indices[idx]))
         info['fake_img_path'] = self.fake_img_paths[idx]
         info['domain'] = self.domain
         return info

@@ -21,6 +21,42 @@ _JPEG_END = b'\xff\xd9'
 # normalised format: clipped silently. Farther ones are clipped and reported.
 _CLIP_TOLERANCE_PX = 1.0
 _MAX_LISTED = 5
+INVALID_POLICIES = ('raise', 'skip')
+
+
+def handle_invalid(owner: str,
+                   problems: List[str],
+                   total: int,
+                   policy: str,
+                   what: str,
+                   num_invalid: Optional[int] = None) -> None:
+    """Apply an ``invalid_policy`` to the problems found while loading.
+
+    Args:
+        owner (str): Name for the message (class and domain).
+        problems (list[str]): One message per invalid sample, each naming
+            its file(s).
+        total (int): Number of samples checked.
+        policy (str): ``'raise'`` or ``'skip'``.
+        what (str): What was checked, for the message.
+        num_invalid (int, optional): Number of invalid samples when a
+            sample can have several problems. Defaults to
+            ``len(problems)``.
+
+    Raises:
+        ValueError: With ``policy='raise'``, listing every problem.
+    """
+    if not problems:
+        return
+    listing = ''.join(f'\n  - {p}' for p in problems)
+    num_invalid = len(problems) if num_invalid is None else num_invalid
+    if policy == 'raise':
+        raise ValueError(
+            f'{owner}: {num_invalid} of {total} {what} are invalid '
+            f'(fix them, or set invalid_policy=\'skip\' to drop them):'
+            f'{listing}')
+    warnings.warn(f'{owner}: skipped {num_invalid} of {total} invalid '
+                  f'{what} (invalid_policy=\'skip\'):{listing}')
 
 
 def check_image_file(path: str) -> Tuple[int, int]:
@@ -110,13 +146,19 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
     label file ``.../labels/x.txt`` with one ``cls cx cy w h`` line per box,
     coordinates normalised to [0, 1]. Class names come from ``metainfo``.
 
-    Validation on build (errors and warnings name the file):
+    Validation on build (errors and warnings name the file). Invalid
+    images, handled by ``invalid_policy`` (all of them are collected first,
+    so one error lists every problem):
 
-    - unreadable or truncated image: ``ValueError``;
-    - missing label file: ``ValueError`` (unless ``allow_missing_label``);
-    - malformed line (not 5 numbers, non-integer class, negative size):
-      ``ValueError`` with the line number;
-    - class id outside ``metainfo['classes']``: ``ValueError``;
+    - missing, unreadable or truncated image;
+    - missing label file (unless ``allow_missing_label``), unreadable label
+      file (permissions, binary content, a folder);
+    - malformed line (not 5 numbers, non-integer class, negative size),
+      named with its line number;
+    - class id outside ``metainfo['classes']``.
+
+    Fixed and reported (never invalid):
+
     - box outside the image: clipped, counted and reported in one
       ``UserWarning``; boxes without area after clipping are dropped;
     - empty label file: valid (no boxes), reported in one ``UserWarning``.
@@ -133,6 +175,10 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
             True.
         allow_missing_label (bool): Treat an image without label file as an
             image without boxes instead of raising. Defaults to False.
+        invalid_policy (str): ``'raise'``: raise one ``ValueError`` listing
+            every invalid image before training starts; ``'skip'``: drop the
+            invalid images with one ``UserWarning`` giving their count and
+            listing them. Defaults to ``'raise'``.
         **kwargs: :class:`mmyolo.datasets.BatchShapePolicyDataset` arguments
             (``data_root``, ``ann_file`` (optional list file),
             ``data_prefix=dict(img=<image folder>)``, ``metainfo``,
@@ -146,7 +192,8 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
         ...     metainfo=dict(classes=('person', 'rider', 'car', 'truck',
         ...                            'bus', 'train', 'motorcycle',
         ...                            'bicycle')),
-        ...     with_label=True)
+        ...     with_label=True,
+        ...     invalid_policy='raise')
     """
 
     METAINFO = dict(classes=None)
@@ -155,7 +202,13 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
                  *args,
                  with_label: bool = True,
                  allow_missing_label: bool = False,
+                 invalid_policy: str = 'raise',
                  **kwargs) -> None:
+        if invalid_policy not in INVALID_POLICIES:
+            raise ValueError(
+                f'YOLOTxtDataset: invalid_policy must be one of '
+                f'{INVALID_POLICIES}, got {invalid_policy!r}.')
+        self.invalid_policy = invalid_policy
         self.with_label = with_label
         self.allow_missing_label = allow_missing_label
         kwargs.setdefault('data_prefix', dict(img=''))
@@ -176,11 +229,16 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
                 '`metainfo=dict(classes=(...))` in the dataset config.')
         img_paths = self._list_images()
         stats = dict(clipped=[], dropped=[], empty=[])
-        data_list = []
+        data_list, problems = [], []
         for i, img_path in enumerate(img_paths):
-            width, height = check_image_file(img_path)
-            instances = self._load_instances(img_path, width, height,
-                                             stats) if self.with_label else []
+            try:
+                width, height = check_image_file(img_path)
+                instances = self._load_instances(
+                    img_path, width, height,
+                    stats) if self.with_label else []
+            except (OSError, ValueError) as e:
+                problems.append(str(e))
+                continue
             data_list.append(
                 dict(
                     img_path=img_path,
@@ -189,6 +247,13 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
                     height=height,
                     instances=instances))
         self._report(stats)
+        handle_invalid(
+            'YOLOTxtDataset', problems, len(img_paths), self.invalid_policy,
+            f'images of {self.data_prefix.get("img", "")!r}'
+            f'{" listed in " + repr(self.ann_file) if self.ann_file else ""}')
+        if not data_list:
+            raise ValueError('YOLOTxtDataset: every image was invalid and '
+                             'skipped; no data left.')
         return data_list
 
     def _list_images(self) -> List[str]:
@@ -253,8 +318,12 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
                           label_path: str) -> List[Tuple[int, int, list]]:
         """Read ``(line number, class id, [cx, cy, w, h])`` rows."""
         num_classes = len(self._metainfo['classes'])
-        with open(label_path) as f:
-            lines = f.read().splitlines()
+        try:
+            with open(label_path) as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f'Unreadable label file {label_path}: '
+                             f'{type(e).__name__}: {e}') from e
         rows = []
         for lineno, line in enumerate(lines, 1):
             if not line.strip():

@@ -48,7 +48,13 @@ def test_config_builds_model_and_engine(path):
     assert type(model).__name__ == 'SSDADetector'
     assert not any(p.requires_grad for p in model.teacher.parameters())
     hook_types = [h['type'] for h in cfg.custom_hooks]
-    assert hook_types == ['SSDAMeanTeacherHook', 'StudentEMAHook']
+    # mmyolo's EMAHook (it would average the whole wrapper) is replaced
+    assert hook_types == [
+        'SSDAMeanTeacherHook', 'StudentEMAHook', 'NonFiniteLossHook',
+        'RandomStateHook'
+    ]
+    assert cfg.train_cfg.type == 'SSDAIterBasedTrainLoop'
+    assert cfg.optim_wrapper.type == 'mmssda.NonFiniteSkipOptimWrapper'
     for hook in [*cfg.custom_hooks, *cfg.default_hooks.values()]:
         resolve(HOOKS, hook['type'])
     resolve(OPTIM_WRAPPER_CONSTRUCTORS, cfg.optim_wrapper.constructor)

@@ -1,9 +1,11 @@
+from .non_finite_loss_hook import NonFiniteLossHook
 from .progress_bar_hook import ProgressBarHook
+from .random_state_hook import RandomStateHook
 from .ssda_mean_teacher_hook import SSDAMeanTeacherHook
 from .student_ema_hook import StudentEMAHook
 from .yolov5_iter_param_scheduler_hook import YOLOv5IterParamSchedulerHook
 
 __all__ = [
-    'ProgressBarHook', 'SSDAMeanTeacherHook', 'StudentEMAHook',
-    'YOLOv5IterParamSchedulerHook'
+    'NonFiniteLossHook', 'ProgressBarHook', 'RandomStateHook',
+    'SSDAMeanTeacherHook', 'StudentEMAHook', 'YOLOv5IterParamSchedulerHook'
 ]

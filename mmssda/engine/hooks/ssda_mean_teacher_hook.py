@@ -8,6 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch import Tensor
 
+from mmssda.engine.optimizers import optimizer_stepped
 from mmssda.registry import HOOKS
 
 
@@ -113,7 +114,7 @@ class SSDAMeanTeacherHook(Hook):
         """Update the teacher after every ``interval``-th optimizer step."""
         if runner.iter < self.burn_in_iters:
             return
-        if not runner.optim_wrapper.should_update():
+        if not optimizer_stepped(runner.optim_wrapper):
             return
         self.num_steps += 1
         if self.num_steps % self.interval == 0:

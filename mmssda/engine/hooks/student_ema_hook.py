@@ -8,6 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import load_state_dict
 
+from mmssda.engine.optimizers import optimizer_stepped
 from mmssda.registry import HOOKS, MODELS
 
 
@@ -78,8 +79,9 @@ class StudentEMAHook(EMAHook):
                          batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
-        """Update the EMA after iterations that stepped the optimizer."""
-        if runner.optim_wrapper.should_update():
+        """Update the EMA after iterations that stepped the optimizer
+        (not after accumulation-only or skipped non-finite steps)."""
+        if optimizer_stepped(runner.optim_wrapper):
             super().after_train_iter(runner, batch_idx, data_batch, outputs)
 
     def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:

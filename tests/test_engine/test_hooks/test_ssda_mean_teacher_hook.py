@@ -55,11 +55,13 @@ def make_model():
     return model
 
 
-def mock_runner(model, it=0, should_update=True, resume=False):
+def mock_runner(model, it=0, should_update=True, resume=False,
+                skipped=False):
     runner = Mock()
     runner.model = model
     runner.iter = it
     runner.optim_wrapper.should_update.return_value = should_update
+    runner.optim_wrapper.skipped_last_step = skipped
     runner._resume = resume
     return runner
 
@@ -124,6 +126,16 @@ def test_interval_counts_optimizer_steps():
     hook.after_train_iter(mock_runner(model, it=3), 3)  # step 2
     assert not torch.equal(model.teacher[0].weight, weight0)
     assert hook.num_steps == 2
+
+
+def test_skipped_non_finite_step_leaves_teacher():
+    model = make_model()
+    hook = SSDAMeanTeacherHook()
+    teacher0 = float_state(model.teacher)
+    hook.after_train_iter(mock_runner(model, it=0, skipped=True), 0)
+    for key, value in float_state(model.teacher).items():
+        assert torch.equal(value, teacher0[key]), key
+    assert hook.num_steps == 0
 
 
 def test_burn_in():

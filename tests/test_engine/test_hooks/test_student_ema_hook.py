@@ -12,6 +12,7 @@ def mock_runner(model, should_update=True, resume=False):
     runner.model = model
     runner.iter = 0
     runner.optim_wrapper.should_update.return_value = should_update
+    runner.optim_wrapper.skipped_last_step = False
     runner._resume = resume
     return runner
 

@@ -1,0 +1,147 @@
+"""Bad-data battery: every problem is named, listed together, and the
+'skip' policy drops exactly the invalid samples.
+
+Already covered elsewhere: degenerate / out-of-image boxes (clipped or
+dropped with a count: test_yolo_txt_dataset.py), real/fake size mismatch
+(resized with one warning: test_paired_load_and_pack.py).
+"""
+import os
+import os.path as osp
+
+import pytest
+
+from mmssda.datasets import PairedDataset, YOLOTxtDataset
+
+CLASSES = ('square', 'disc')
+
+
+def _truncate(path, n=10):
+    data = open(path, 'rb').read()
+    with open(path, 'wb') as f:
+        f.write(data[:-n])
+
+
+def _break_yolo(root):
+    """Of 5 images, break 4 in 4 different ways."""
+    labels = osp.join(root, 'labels')
+    os.remove(osp.join(labels, '0000.txt'))  # missing label file
+    with open(osp.join(labels, '0001.txt'), 'wb') as f:
+        f.write(b'\xff\xfe\x00binary')  # unreadable label file
+    with open(osp.join(labels, '0002.txt'), 'w') as f:
+        f.write('7 0.5 0.5 0.1 0.1\n')  # class id out of range
+    _truncate(osp.join(root, 'images', '0003.jpg'))  # truncated image
+
+
+def _yolo(root, **kwargs):
+    return YOLOTxtDataset(data_root=root, data_prefix=dict(img='images/'),
+                          metainfo=dict(classes=CLASSES), **kwargs)
+
+
+def test_yolo_raise_lists_every_problem(tmp_path, pair_data):
+    data = pair_data(tmp_path / 'd', num=5)
+    _break_yolo(data['root'])
+    with pytest.raises(ValueError) as err:
+        _yolo(data['root'])
+    msg = str(err.value)
+    assert '4 of 5 images' in msg and "invalid_policy='skip'" in msg
+    assert msg.count('\n  - ') == 4
+    for needle in (r'0000.txt', 'not found', 'Unreadable label file',
+                   '0001.txt', 'Class id 7 out of range', '0002.txt',
+                   'Truncated image', '0003.jpg'):
+        assert needle in msg, needle
+
+
+def test_yolo_skip_drops_invalid_with_one_warning(tmp_path, pair_data):
+    data = pair_data(tmp_path / 'd', num=5)
+    _break_yolo(data['root'])
+    with pytest.warns(UserWarning) as record:
+        ds = _yolo(data['root'], invalid_policy='skip')
+    assert len(ds) == 1
+    assert ds.get_data_info(0)['img_path'].endswith('0004.jpg')
+    assert ds.get_data_info(0)['img_id'] == 5
+    skipped = [str(w.message) for w in record if 'skipped' in str(w.message)]
+    assert len(skipped) == 1
+    assert 'skipped 4 of 5' in skipped[0]
+    for stem in ('0000', '0001', '0002', '0003'):
+        assert stem in skipped[0]
+    with pytest.raises(ValueError, match='invalid_policy'):
+        _yolo(data['root'], invalid_policy='ignore')
+
+
+def _paired(data, helpers, **kwargs):
+    inner = helpers['inner_cfg']('yolo', data['root'])
+    return PairedDataset(dataset=inner, fake_root=data['fake_root'],
+                         **kwargs)
+
+
+def _break_pairs(data):
+    fake = data['fake_root']
+    os.remove(osp.join(fake, '0001.png'))  # missing fake
+    with open(osp.join(fake, '0002.png'), 'wb') as f:
+        f.write(b'garbage')  # corrupt fake
+    _truncate(osp.join(data['root'], 'images', '0003.jpg'))  # truncated real
+
+
+def test_paired_raise_lists_every_problem(tmp_path, pair_data,
+                                          paired_helpers, mmssda_scope):
+    data = pair_data(tmp_path / 'd', num=5)
+    _break_pairs(data)
+    # the real-image problem is the inner YOLOTxtDataset's: its own list
+    with pytest.raises(ValueError, match=r'Truncated image .*0003\.jpg'):
+        _paired(data, paired_helpers)
+    inner = paired_helpers['inner_cfg']('coco', data['root'])
+    with pytest.raises(ValueError) as err:
+        PairedDataset(dataset=inner, fake_root=data['fake_root'])
+    msg = str(err.value)
+    assert '3 of 5 pairs' in msg and msg.count('\n  - ') == 4
+    assert '1 of 5 real images have no fake' in msg
+    assert 'Missing fake image' in msg and osp.join('fake', '0001') in msg
+    assert 'Unreadable image' in msg and osp.join('fake', '0002.png') in msg
+    assert 'Truncated image' in msg and '0003.jpg' in msg
+
+
+def test_paired_skip_drops_pairs_and_forwards_policy(tmp_path, pair_data,
+                                                     paired_helpers,
+                                                     mmssda_scope):
+    data = pair_data(tmp_path / 'd', num=5)
+    _break_pairs(data)
+    with pytest.warns(UserWarning, match='skipped'):
+        ds = _paired(data, paired_helpers, invalid_policy='skip')
+    # the inner YOLOTxtDataset got the policy (it dropped 0003 itself)
+    assert ds.dataset.invalid_policy == 'skip'
+    assert len(ds) == 2
+    for i, stem in enumerate(('0000', '0004')):
+        info = ds.get_data_info(i)
+        assert info['img_path'].endswith(stem + '.jpg')
+        assert info['fake_img_path'].endswith(stem + '.png')
+
+
+def test_empty_target_set_is_an_error(tmp_path, pair_data, paired_helpers,
+                                      mmssda_scope):
+    data = pair_data(tmp_path / 'd', num=2)
+    inner = paired_helpers['inner_cfg'](
+        'coco', data['root'], filter_cfg=dict(filter_empty_gt=False,
+                                              min_size=1000))
+    with pytest.raises(ValueError, match=r'\(target\).*empty'):
+        PairedDataset(dataset=inner, fake_root=data['fake_root'],
+                      domain='target')
+    # all pairs skipped: an empty set too, even with 'skip'
+    for stem in ('0000', '0001'):
+        os.remove(osp.join(data['fake_root'], stem + '.png'))
+    inner = paired_helpers['inner_cfg']('yolo', data['root'],
+                                        with_label=False)
+    with pytest.warns(UserWarning), \
+            pytest.raises(ValueError, match=r'\(target\): every pair'):
+        PairedDataset(dataset=inner, fake_root=data['fake_root'],
+                      domain='target', invalid_policy='skip')
+
+
+def test_source_without_boxes_is_always_an_error(tmp_path, pair_data,
+                                                 paired_helpers,
+                                                 mmssda_scope):
+    data = pair_data(tmp_path / 'd', num=2)
+    for stem in ('0000', '0001'):
+        open(osp.join(data['root'], 'labels', stem + '.txt'), 'w').close()
+    with pytest.warns(UserWarning, match='empty'), \
+            pytest.raises(ValueError, match=r'\(source\): no image .* box'):
+        _paired(data, paired_helpers, invalid_policy='skip')

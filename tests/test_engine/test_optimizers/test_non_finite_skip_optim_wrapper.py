@@ -1,0 +1,132 @@
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmssda.engine.optimizers.non_finite_skip_optim_wrapper import \
+    NonFiniteSkipOptimWrapper
+from mmssda.registry import OPTIM_WRAPPERS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
+
+
+def make(accumulative_counts=1):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    optim = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    wrapper = NonFiniteSkipOptimWrapper(
+        optim, accumulative_counts=accumulative_counts)
+    return model, wrapper
+
+
+def loss_of(model, scale=1.0):
+    return model(torch.ones(2, 3)).sum() * scale
+
+
+def test_registered():
+    assert OPTIM_WRAPPERS.get('NonFiniteSkipOptimWrapper') is \
+        NonFiniteSkipOptimWrapper
+
+
+@pytest.mark.parametrize('scale', [math.nan, math.inf])
+def test_non_finite_loss_skips_step(scale):
+    model, wrapper = make()
+    wrapper.update_params(loss_of(model))
+    assert not wrapper.skipped_last_step
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    momentum = [
+        s['momentum_buffer'].clone()
+        for s in wrapper.optimizer.state.values()
+    ]
+    wrapper.update_params(loss_of(model, scale))
+    assert wrapper.skipped_last_step and wrapper.num_skipped_steps == 1
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    for s, m in zip(wrapper.optimizer.state.values(), momentum):
+        assert torch.equal(s['momentum_buffer'], m)
+    # gradients were zeroed: the next good step is a clean step
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    wrapper.update_params(loss_of(model))
+    assert not wrapper.skipped_last_step and wrapper.num_skipped_steps == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not torch.equal(model.weight, before['weight'])
+
+
+def test_finite_loss_with_non_finite_gradient_skips_step():
+    model, wrapper = make()
+    before = model.weight.detach().clone()
+    # d/dx sqrt(x) at 0 is inf, the loss sqrt(0) * 1 is finite
+    loss = loss_of(model) + torch.sqrt(model.weight[0, 0] * 0).sum()
+    assert torch.isfinite(loss)
+    wrapper.update_params(loss)
+    assert wrapper.skipped_last_step
+    assert torch.equal(model.weight, before)
+
+
+def test_gradient_accumulation_skips_the_window_step():
+    model, wrapper = make(accumulative_counts=2)
+    wrapper.initialize_count_status(model, 0, 4)
+    before = model.weight.detach().clone()
+    wrapper.update_params(loss_of(model, math.nan))  # accumulate only
+    assert not wrapper.skipped_last_step
+    wrapper.update_params(loss_of(model))  # step of the window: skipped
+    assert wrapper.skipped_last_step
+    assert torch.equal(model.weight, before)
+    wrapper.update_params(loss_of(model))
+    wrapper.update_params(loss_of(model))
+    assert not wrapper.skipped_last_step
+    assert not torch.equal(model.weight, before)
+
+
+DIST_SCRIPT = textwrap.dedent('''
+    import math, os, sys
+    import torch, torch.distributed as dist, torch.nn as nn
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    from mmssda.engine.optimizers.non_finite_skip_optim_wrapper import \\
+        NonFiniteSkipOptimWrapper
+    dist.init_process_group('gloo')
+    rank = dist.get_rank()
+    torch.manual_seed(0)
+    model = DDP(nn.Linear(3, 1))
+    wrapper = NonFiniteSkipOptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1))
+    before = model.module.weight.detach().clone()
+    # only rank 1's loss is non-finite; it still runs backward (no DDP
+    # deadlock) and both ranks agree to skip
+    scale = math.nan if rank == 1 else 1.0
+    loss = (model(torch.ones(2, 3)) * 0 + (scale if rank == 1 else 0)).sum()
+    loss = loss + model(torch.ones(2, 3)).sum()
+    wrapper.update_params(loss)
+    assert wrapper.skipped_last_step, rank
+    assert torch.equal(model.module.weight, before), rank
+    wrapper.update_params(model(torch.ones(2, 3)).sum())
+    assert not wrapper.skipped_last_step, rank
+    w = model.module.weight.detach().clone()
+    ws = [torch.zeros_like(w) for _ in range(2)]
+    dist.all_gather(ws, w)
+    assert torch.equal(ws[0], ws[1]) and not torch.equal(w, before)
+    print('RANK_OK', rank, flush=True)
+    dist.barrier()
+    del model
+    dist.destroy_process_group()
+''')
+
+
+def test_ranks_agree_to_skip(tmp_path):
+    script = tmp_path / 'skip_dist.py'
+    script.write_text(DIST_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         '--standalone', str(script)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert 'RANK_OK 0' in out and 'RANK_OK 1' in out
