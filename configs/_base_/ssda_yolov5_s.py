@@ -135,7 +135,8 @@ default_hooks = dict(
         save_best='student/pascal_voc/mAP',  # target AP50, student-EMA
         rule='greater',
         max_keep_ckpts=3),
-    logger=dict(type='LoggerHook', interval=50))
+    # validation scalars are logged at their iteration, not at 'epoch 0'
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False))
 log_processor = dict(by_epoch=False)
 
 # mmyolo's EMAHook would average the whole teacher-student wrapper: replaced.
