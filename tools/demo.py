@@ -9,13 +9,14 @@ MMEngine runs, each in its own folder under ``--work-dir``:
 1. ``burn_in``: source-only YOLOv5 from scratch (``--burn-in-iters``);
 2. ``source_only``: continues 1 on the source only (``--adapt-iters``);
 3. ``ssda``: continues 1 with SSDA-YOLO for as many iterations;
-4. ``oracle``: trained on labelled foggy images for ``burn-in + adapt``
-   iterations, the upper bound.
+4. ``oracle``: continues 1 on labelled foggy images instead, the upper
+   bound of what the adaptation iterations could reach.
 
-Starting both 2 and 3 from the same burn-in checkpoint (the protocol of
+Starting 2, 3 and 4 from the same burn-in checkpoint (the protocol of
 Adaptive Teacher) gives the teacher something to distil from in a CPU-sized
-run, and makes 2 the fair baseline: same start, same iterations. All runs are
-scored on the foggy target validation set. The report (``report.md``,
+run and makes the comparison fair: same start, same iterations, same images
+per iteration for the baseline and the oracle. All runs are scored on the
+foggy target validation set. The report (``report.md``,
 ``report.json``, ``curves.png``, ``pseudo_labels.png``) lands in
 ``--work-dir``.
 """
