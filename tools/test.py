@@ -4,26 +4,24 @@ Example:
     python tools/test.py configs/ssda_yolov5s_city2foggy.py CHECKPOINT
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from mmssda.utils import register_all_modules
 
 try:  # run as ``python tools/test.py``
-    from train import build_runner
+    from train import (add_common_args, apply_common_args, build_runner,
+                       parse_common, setup_cpu_distributed)
 except ImportError:  # imported as ``tools.test``
-    from tools.train import build_runner
+    from tools.train import (add_common_args, apply_common_args,
+                             build_runner, parse_common,
+                             setup_cpu_distributed)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='the directory to save the file containing evaluation metrics')
     parser.add_argument(
         '--out',
         type=str,
@@ -33,38 +31,14 @@ def parse_args(argv=None):
         help='directory where painted images will be saved. '
         'If specified, it will be automatically saved '
         'to the work_dir/timestamp/show_dir')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override some settings in the used config, the key-value pair '
-        'in xxx=yyy format will be merged into config file.')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse_common(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.setdefault('default_scope', 'mmssda')
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = apply_common_args(Config.fromfile(args.config), args)
     cfg.load_from = args.checkpoint
 
     if args.show_dir:
@@ -80,6 +54,7 @@ def main(argv=None):
         cfg.test_evaluator.append(
             dict(type='mmdet.DumpDetResults', out_file_path=args.out))
 
+    setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
     runner.test()
 

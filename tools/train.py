@@ -16,23 +16,9 @@ from mmssda.registry import RUNNERS
 from mmssda.utils import register_all_modules
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector')
-    parser.add_argument('config', help='train config file path')
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments tools/train.py and tools/test.py share."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        default=False,
-        help='enable automatic-mixed-precision training')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
-        help='If specify checkpoint path, resume from it, while if not '
-        'specify, try to auto resume from the latest checkpoint '
-        'in the work directory.')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -49,25 +35,58 @@ def parse_args(argv=None):
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_common(parser: argparse.ArgumentParser,
+                 argv=None) -> argparse.Namespace:
+    """Parse ``argv``; export the local rank for the launcher."""
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply the command line's choices to the config."""
+def apply_common_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply launcher, ``--cfg-options`` and the work dir to the config.
+
+    The work dir is, by priority, ``--work-dir``, the config's, or
+    ``./work_dirs/<config name>``.
+    """
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-
-    # work_dir priority: CLI > config > ./work_dirs/<config name>
+    cfg.setdefault('default_scope', 'mmssda')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
+    return cfg
 
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='If specify checkpoint path, resume from it, while if not '
+        'specify, try to auto resume from the latest checkpoint '
+        'in the work directory.')
+    add_common_args(parser)
+    return parse_common(parser, argv)
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line's choices to the config."""
+    cfg = apply_common_args(cfg, args)
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper == 'AmpOptimWrapper':
@@ -157,7 +176,6 @@ def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     cfg = merge_args(Config.fromfile(args.config), args)
-    cfg.setdefault('default_scope', 'mmssda')
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
     runner.train()
