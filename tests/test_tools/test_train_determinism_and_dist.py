@@ -3,52 +3,13 @@ import glob
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
-import textwrap
 
 from tests.conftest import CONFIG_DIR, make_coco_shapes
+from tests.training_helpers import (TRAIN, read_probes, run_python,
+                                    run_two_process_training,
+                                    write_dist_probe_config)
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(CONFIG_DIR, 'tiny_yolov5.py')
-
-# A probe loaded by the launched processes (custom_imports): per rank, the
-# images of each batch, a hash of the weights at the end, and which rank
-# ran save_checkpoint past its master_only guard.
-PROBE = textwrap.dedent('''
-    import hashlib, json, os.path as osp
-    from mmengine.dist import get_rank
-    from mmengine.hooks import Hook
-    from mmengine.model import is_model_wrapper
-    from mmssda.registry import HOOKS
-
-    @HOOKS.register_module()
-    class DistProbeHook(Hook):
-        def __init__(self):
-            self.batches, self.saves = [], 0
-
-        def before_train_iter(self, runner, batch_idx, data_batch=None):
-            self.batches.append(sorted(
-                osp.basename(s.img_path)
-                for s in data_batch['data_samples']))
-
-        def before_save_checkpoint(self, runner, checkpoint):
-            self.saves += 1
-
-        def after_train(self, runner):
-            model = runner.model.module if is_model_wrapper(
-                runner.model) else runner.model
-            digest = hashlib.sha256()
-            # parameters: BN running stats are per rank without SyncBN
-            # (DDP broadcasts rank 0's at the start of each forward)
-            for k, v in sorted(model.named_parameters()):
-                digest.update(k.encode())
-                digest.update(v.detach().cpu().numpy().tobytes())
-            with open(osp.join(runner.work_dir,
-                               f'probe_rank{get_rank()}.json'), 'w') as f:
-                json.dump(dict(batches=self.batches, saves=self.saves,
-                               hash=digest.hexdigest()), f)
-''')
 
 
 def data_options(root):
@@ -57,15 +18,6 @@ def data_options(root):
             'test_cfg=None', 'test_dataloader=None', 'test_evaluator=None',
             'default_hooks.checkpoint.interval=1',
             'default_hooks.checkpoint.by_epoch=False']
-
-
-def run(args, env_extra=None, timeout=300):
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
-    env.update(env_extra or {})
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 def losses(work_dir):
@@ -83,8 +35,8 @@ def test_same_seed_same_losses(tmp_path):
     logged = []
     for i in range(2):
         work_dir = str(tmp_path / f'work{i}')
-        run([osp.join(REPO, 'tools', 'train.py'), CONFIG, '--work-dir',
-             work_dir, '--cfg-options', *data_options(root), *seeded])
+        run_python([TRAIN, CONFIG, '--work-dir', work_dir, '--cfg-options',
+                    *data_options(root), *seeded])
         logged.append(losses(work_dir))
     # 4 images, batch 2: 2 iterations, each with loss and its terms
     assert len(logged[0]) == 2 and 'loss_cls' in logged[0][0]
@@ -95,24 +47,12 @@ def test_two_process_gloo_training(tmp_path):
     root = str(tmp_path / 'data')
     # 8 images, 2 ranks x batch 2: one epoch is 2 iterations per rank
     make_coco_shapes(root, num_images=8)
-    (tmp_path / 'dist_probe.py').write_text(PROBE)
-    config = tmp_path / 'dist_probe_cfg.py'
-    config.write_text(
-        f'_base_ = {CONFIG!r}\n'
-        "custom_imports = dict(imports=['dist_probe'], "
-        'allow_failed_imports=False)\n'
-        "custom_hooks = [dict(type='DistProbeHook')]\n")
+    config, pythonpath = write_dist_probe_config(tmp_path, CONFIG)
     work_dir = str(tmp_path / 'work')
-    run(['-m', 'torch.distributed.run', '--nproc_per_node=2', '--standalone',
-         osp.join(REPO, 'tools', 'train.py'), str(config), '--launcher',
-         'pytorch', '--work-dir', work_dir, '--cfg-options',
-         *data_options(root), 'env_cfg.dist_cfg.backend=gloo',
-         'randomness.seed=0'],
-        env_extra=dict(PYTHONPATH=f'{REPO}:{tmp_path}'))
-    probes = []
-    for rank in (0, 1):
-        with open(osp.join(work_dir, f'probe_rank{rank}.json')) as f:
-            probes.append(json.load(f))
+    run_two_process_training(
+        config, work_dir, [*data_options(root), 'randomness.seed=0'],
+        env_extra=dict(PYTHONPATH=pythonpath))
+    probes = read_probes(work_dir)
     seen = [sum(p['batches'], []) for p in probes]
     # each rank saw 2 batches of 2 main images; the ranks' shards of the
     # epoch are disjoint and together cover the 8 images

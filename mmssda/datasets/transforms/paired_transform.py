@@ -1,9 +1,11 @@
 import copy
-from typing import List, Optional, Sequence, Union
+from collections.abc import Iterable
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmcv.transforms.utils import cache_random_params
+from mmcv.transforms.utils import cache_randomness
 from mmdet.structures.bbox import BaseBoxes
 
 from mmssda.registry import TRANSFORMS
@@ -31,6 +33,84 @@ UNPAIRABLE_TRANSFORMS = {
     'AutoAugment': 'not supported for pairs',
     'PairedTransform': 'do not nest PairedTransform',
 }
+_MISSING = object()
+
+
+def _leaf_transforms(transforms) -> Iterator[BaseTransform]:
+    """The transforms and, recursively, those they contain (as mmcv's
+    ``cache_random_params`` walks them)."""
+    if isinstance(transforms, BaseTransform):
+        yield transforms
+    if isinstance(transforms, Iterable) and not isinstance(
+            transforms, (str, bytes, dict)):
+        for t in transforms:
+            yield from _leaf_transforms(t)
+
+
+def _random_methods(transform: BaseTransform) -> Dict[str, Callable]:
+    """Name -> plain function of ``transform``'s ``cache_randomness``
+    methods (as resolved on its class)."""
+    methods = {}
+    for name in getattr(type(transform), '_methods_with_randomness', ()):
+        for cls in type(transform).__mro__:
+            if name in cls.__dict__:
+                attr = cls.__dict__[name]
+                if isinstance(attr, cache_randomness):
+                    methods[name] = attr.func
+                break
+    return methods
+
+
+@contextmanager
+def share_random_draws(transforms) -> Iterator[None]:
+    """In this context each ``cache_randomness`` method of the transforms
+    returns, on every call, the value of its first call (per instance).
+
+    A replacement for mmcv's ``cache_random_params``, which is wrong as soon
+    as a process holds two instances of one transform class (e.g. the
+    source and the target ``PairedTransform`` each wrap a
+    ``YOLOv5RandomAffine``): a ``cache_randomness`` method is one object per
+    class that remembers only the last instance it was looked up on, and
+    after the first context the method sits in each instance's ``__dict__``,
+    so it is no longer looked up at all. Its cache then reads the flag of
+    another instance: in one of the pipelines the real and the fake image got
+    independent draws (different flips and affine matrices, boxes fitting
+    only the real image), and which pipeline depended on the order of the
+    samples the process had loaded before (a resumed run differed from an
+    uninterrupted one). Here the cached functions are bound per instance and
+    the instances are left as they were.
+
+    Args:
+        transforms (BaseTransform | Iterable): Transforms (nested iterables
+            of transforms are walked).
+    """
+    patched = []
+    try:
+        for t in _leaf_transforms(transforms):
+            if getattr(t, 'avoid_cache_randomness', False):
+                raise RuntimeError(
+                    f'{type(t).__name__} is decorated with '
+                    '`avoid_cache_randomness`: its random draws cannot be '
+                    'shared by the two images of a pair.')
+            for name, func in _random_methods(t).items():
+                cache = {}
+
+                def cached(*args, _func=func, _t=t, _cache=cache, **kwargs):
+                    if 'value' not in _cache:
+                        _cache['value'] = _func(_t, *args, **kwargs)
+                    return _cache['value']
+
+                patched.append((t, name, t.__dict__.get(name, _MISSING)))
+                setattr(t, name, cached)
+        yield
+    finally:
+        for t, name, old in reversed(patched):
+            if old is _MISSING:
+                t.__dict__.pop(name, None)
+            else:
+                setattr(t, name, old)
+
+
 # Keys of the real results that never go into the fake view.
 _REAL_ONLY_KEYS = ('img', 'fake_img', 'dataset', 'mix_results', 'gt_masks',
                    'gt_keypoints', 'gt_keypoints_visible', 'gt_seg_map')
@@ -64,8 +144,8 @@ def empty_box_fields(results: dict) -> dict:
 class PairedTransform(BaseTransform):
     """Apply transforms to both images of a pair with the same random draws.
 
-    The wrapped transforms run twice inside mmcv's
-    :func:`~mmcv.transforms.utils.cache_random_params`: once on the real
+    The wrapped transforms run twice inside :func:`share_random_draws`
+    (mmcv's ``cache_random_params`` done per instance): once on the real
     results (``img`` and the boxes), then on a fake view (``fake_img`` as
     ``img``, empty boxes of the same box type, a copy of the other meta).
     Methods decorated with ``cache_randomness`` return in the second pass
@@ -141,7 +221,7 @@ class PairedTransform(BaseTransform):
                 'LoadPairedImageFromFile); transforms that should act on '
                 'the real image only go outside PairedTransform.')
         fake_view = self._fake_view(results)
-        with cache_random_params(self.transforms):
+        with share_random_draws(self.transforms):
             results = self._apply(results)
             if results is None:
                 return None

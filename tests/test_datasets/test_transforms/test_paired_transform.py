@@ -61,3 +61,25 @@ def test_needs_fake_and_propagates_none():
         t(results)
     t = PairedTransform(transforms=[lambda r: None])
     assert t(_results(np.random.default_rng(0))) is None
+
+
+@pytest.mark.parametrize('cfg', [AFFINE, dict(type='mmdet.RandomFlip',
+                                              prob=0.5)])
+def test_same_draws_with_two_instances(cfg):
+    # the source and the target pipeline each hold a PairedTransform with
+    # its own instance of the transform class; mmcv's cache_random_params
+    # shared the cache between the instances, so after a few alternating
+    # samples one pipeline drew independently for the real and the fake
+    paired = [PairedTransform(transforms=[cfg]) for _ in range(2)]
+    rng = np.random.default_rng(0)
+    np.random.seed(0)
+    for _ in range(4):
+        for t in paired:
+            results = _results(rng)
+            results['fake_img'] = results['img'].copy()
+            got = t(results)
+            np.testing.assert_array_equal(got['img'], got['fake_img'])
+    # the transforms are left as built: no per-instance method remains
+    for t in paired:
+        assert not {'_get_random_homography_matrix', '_choose_direction'} & \
+            set(vars(t.transforms[0]))

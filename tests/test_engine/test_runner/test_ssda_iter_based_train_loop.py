@@ -15,6 +15,8 @@ import mmssda.engine.runner.ssda_iter_based_train_loop  # noqa: F401
 from mmssda.engine.runner.ssda_iter_based_train_loop import \
     SSDAIterBasedTrainLoop
 from tests.conftest import CONFIG_DIR, make_coco_shapes
+from tests.training_helpers import load_checkpoint as load
+from tests.training_helpers import omit_config_text, tensors_equal
 
 
 def iter_cfg(data_root, work_dir, max_iters, name, sampler='multi_domain'):
@@ -53,28 +55,9 @@ def iter_cfg(data_root, work_dir, max_iters, name, sampler='multi_domain'):
     return cfg
 
 
-def tensors_equal(a, b, path=''):
-    """Assert two nested checkpoint entries are identical."""
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            tensors_equal(a[k], b[k], f'{path}.{k}')
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            tensors_equal(x, y, f'{path}[{i}]')
-    else:
-        assert a == b, path
-
-
 @pytest.fixture(autouse=True)
 def cheap_config_text(monkeypatch):
-    """Formatting the full mmyolo config with yapf (log, dump, checkpoint
-    meta) takes most of a tiny run's time; the tests do not read it."""
-    monkeypatch.setattr(Config, 'pretty_text',
-                        property(lambda self: '# config omitted in tests\n'))
+    omit_config_text(monkeypatch)
 
 
 @pytest.fixture
@@ -96,10 +79,6 @@ def shapes_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('shapes'))
     make_coco_shapes(root, num_images=4)
     return root
-
-
-def load(path):
-    return torch.load(path, map_location='cpu', weights_only=True)
 
 
 def resume_cfg(shapes_root, work_dir, name, **kwargs):
