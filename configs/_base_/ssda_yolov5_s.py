@@ -105,7 +105,11 @@ train_dataloader = dict(
 optim_wrapper = dict(
     type='mmssda.NonFiniteSkipOptimWrapper',
     optimizer=dict(
-        lr=base_lr, batch_size_per_gpu=source_per_batch + target_per_batch),
+        lr=base_lr,
+        batch_size_per_gpu=source_per_batch + target_per_batch,
+        # multi-tensor SGD: the same update; torch picks it by itself on
+        # CUDA only
+        foreach=True),
     constructor='StudentOptimizerConstructor')
 
 # Resumes the sampler and random states exactly, without replaying data.
@@ -149,7 +153,7 @@ custom_hooks = [
         burn_in_iters=burn_in_iters),
     dict(
         type='StudentEMAHook',
-        ema_type='ExpMomentumEMA',
+        ema_type='ForeachExpMomentumEMA',  # ExpMomentumEMA, fused update
         momentum=0.0001,
         gamma=2000,
         update_buffers=True,

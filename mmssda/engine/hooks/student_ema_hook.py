@@ -28,8 +28,10 @@ class StudentEMAHook(EMAHook):
 
     Args:
         ema_type (str): Averaged model type. Defaults to
-            ``'ExpMomentumEMA'`` (decay ``1 - momentum`` ramped with
-            ``gamma``: YOLOv5's ``0.9999 * (1 - exp(-updates / 2000))``).
+            ``'ForeachExpMomentumEMA'``: mmyolo's ``ExpMomentumEMA`` (decay
+            ``1 - momentum`` ramped with ``gamma``: YOLOv5's
+            ``0.9999 * (1 - exp(-updates / 2000))``) updated with one fused
+            ``torch._foreach_lerp_`` per step.
         momentum (float): Defaults to 0.0001.
         gamma (int): Ramp length in updates. Defaults to 2000.
         update_buffers (bool): Average buffers too. Defaults to True.
@@ -45,7 +47,7 @@ class StudentEMAHook(EMAHook):
     """
 
     def __init__(self,
-                 ema_type: str = 'ExpMomentumEMA',
+                 ema_type: str = 'ForeachExpMomentumEMA',
                  momentum: float = 0.0001,
                  gamma: int = 2000,
                  update_buffers: bool = True,

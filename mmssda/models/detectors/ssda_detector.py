@@ -1,6 +1,7 @@
 import copy
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
 import torch
 from mmdet.models.detectors import SemiBaseDetector
 from mmdet.models.utils import rename_loss_dict
@@ -77,10 +78,24 @@ class SSDADetector(SemiBaseDetector):
             - ``analysis_iou_thr`` (float): IoU at which pseudo-labels are
               matched to the target's analysis labels for the logged
               precision/recall. Defaults to 0.5.
+            - ``fused_student_forward`` (bool): run the student's backbone
+              and neck once on the concatenation of its streams
+              (``supervised_streams`` and, when distilling,
+              ``target_real``) and split the features back, so every loss
+              keeps its per-stream meaning. Faster on small batches, but
+              BatchNorm (train mode) then normalises with the joint
+              statistics of all streams and updates its running
+              statistics once per iteration, not once per stream. With
+              BatchNorm in eval mode (or without BatchNorm) the losses
+              are those of the per-stream passes. Defaults to False.
         semi_test_cfg (:obj:`ConfigDict` or dict, optional): ``predict_on``
             and ``extract_feat_on`` (``'teacher'`` or ``'student'``).
             Defaults to ``dict(predict_on='student',
             extract_feat_on='student')``.
+        channels_last (bool): Keep the student's and the teacher's
+            weights and the images in ``torch.channels_last`` memory
+            format (the same computation; often faster convolutions on
+            CPUs, see docs/performance.md). Defaults to False.
         data_preprocessor (:obj:`ConfigDict` or dict, optional): Usually
             ``dict(type='mmdet.MultiBranchDataPreprocessor',
             data_preprocessor=<the detector's>)``. Defaults to None.
@@ -111,7 +126,8 @@ class SSDADetector(SemiBaseDetector):
             score_thr=0.5,
             nms=dict(type='nms', iou_threshold=0.3),
             max_per_img=20),
-        analysis_iou_thr=0.5)
+        analysis_iou_thr=0.5,
+        fused_student_forward=False)
     default_semi_test_cfg = dict(
         predict_on='student', extract_feat_on='student')
 
@@ -123,6 +139,7 @@ class SSDADetector(SemiBaseDetector):
                      type='ConsistencyLoss', loss_weight=2.0),
                  semi_train_cfg: OptConfigType = None,
                  semi_test_cfg: OptConfigType = None,
+                 channels_last: bool = False,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
@@ -152,6 +169,11 @@ class SSDADetector(SemiBaseDetector):
         #: Whether the distillation branch runs; SSDAMeanTeacherHook sets
         #: it to False during burn-in.
         self.distill_active = True
+        self.memory_format = torch.channels_last if channels_last \
+            else torch.contiguous_format
+        if channels_last:
+            self.student.to(memory_format=self.memory_format)
+            self.teacher.to(memory_format=self.memory_format)
         self.sync_teacher_with_student()
 
     @staticmethod
@@ -160,6 +182,12 @@ class SSDADetector(SemiBaseDetector):
         merged = Config(copy.deepcopy(default))
         merged.merge_from_dict(copy.deepcopy(dict(cfg or {})))
         return ConfigDict(merged.to_dict())
+
+    def _format(self, batch_inputs: Tensor) -> Tensor:
+        """Images in the model's memory format (a no-op by default)."""
+        if self.memory_format is torch.contiguous_format:
+            return batch_inputs
+        return batch_inputs.contiguous(memory_format=self.memory_format)
 
     @property
     def distill_enabled(self) -> bool:
@@ -194,28 +222,94 @@ class SSDADetector(SemiBaseDetector):
             dict[str, Tensor]: Losses (keys containing ``loss``, which the
             runner sums) and logged statistics.
         """
+        multi_batch_inputs = {
+            stream: self._format(inputs) if inputs is not None else None
+            for stream, inputs in multi_batch_inputs.items()
+        }
+        feats = dict()
+        if self.semi_train_cfg.get('fused_student_forward', False):
+            streams = list(self.supervised_streams)
+            if self.distill_enabled:
+                streams.append('target_real')
+            feats = self.extract_student_feats(multi_batch_inputs, streams)
         losses = dict()
         totals = dict()
         for stream in self.supervised_streams:
             stream_losses = self.loss_by_gt_instances(
-                multi_batch_inputs[stream], multi_batch_data_samples[stream],
-                stream)
+                multi_batch_inputs[stream],
+                multi_batch_data_samples[stream],
+                stream,
+                feats=feats.get(stream))
             totals[stream] = self._sum_losses(stream_losses)
             losses.update(stream_losses)
         if self.distill_enabled:
             losses.update(
-                self.loss_by_distillation(multi_batch_inputs,
-                                          multi_batch_data_samples))
+                self.loss_by_distillation(
+                    multi_batch_inputs,
+                    multi_batch_data_samples,
+                    student_feats=feats.get('target_real')))
         if self.consistency_loss is not None:
             losses.update(
                 self.loss_by_consistency(totals['source_real'],
                                          totals['source_fake']))
         return losses
 
+    def extract_student_feats(self, multi_batch_inputs: Dict[str, Tensor],
+                              streams: List[str]) -> Dict[str, Tuple[Tensor]]:
+        """The student's features of several streams from ONE forward pass.
+
+        The streams' images are concatenated along the batch, run through
+        the student's backbone and neck together, and every feature level
+        is split back. In train mode BatchNorm layers see the joint batch
+        (see ``semi_train_cfg.fused_student_forward``).
+
+        Args:
+            multi_batch_inputs (dict[str, Tensor]): Images per stream, all
+                of the same (C, H, W).
+            streams (list[str]): The streams to run, in this order.
+
+        Returns:
+            dict[str, tuple[Tensor]]: Multi-level features per stream.
+        """
+        inputs = [multi_batch_inputs[stream] for stream in streams]
+        shapes = {tuple(x.shape[1:]) for x in inputs}
+        if len(shapes) != 1:
+            raise ValueError('fused_student_forward needs images of one '
+                             f'size in all streams, got {sorted(shapes)} for '
+                             f'{streams}')
+        sizes = [len(x) for x in inputs]
+        feats = self.student.extract_feat(torch.cat(inputs))
+        per_level = [level.split(sizes) for level in feats]
+        return {
+            stream: tuple(level[i] for level in per_level)
+            for i, stream in enumerate(streams)
+        }
+
+    def student_loss(self,
+                     batch_inputs: Tensor,
+                     batch_data_samples: SampleList,
+                     feats: Optional[Tuple[Tensor]] = None) -> dict:
+        """The student's detection loss, from its features if given.
+
+        Args:
+            batch_inputs (Tensor): Images of shape (N, C, H, W).
+            batch_data_samples (list[:obj:`DetDataSample`]): Their samples.
+            feats (tuple[Tensor], optional): The student's features of
+                ``batch_inputs`` (:meth:`extract_student_feats`); computed
+                here when None. Defaults to None.
+
+        Returns:
+            dict[str, Tensor]: The head's losses.
+        """
+        if feats is None:
+            return self.student.loss(batch_inputs, batch_data_samples)
+        return self.student.bbox_head.loss(feats, batch_data_samples)
+
     def loss_by_gt_instances(self,
                              batch_inputs: Tensor,
                              batch_data_samples: SampleList,
-                             stream: str = 'source_real') -> dict:
+                             stream: str = 'source_real',
+                             feats: Optional[Tuple[Tensor]] = None) -> dict:
         """Student's detection loss on one labelled stream.
 
         Args:
@@ -224,22 +318,28 @@ class SSDADetector(SemiBaseDetector):
                 ``gt_instances``.
             stream (str): The stream name, used as key prefix.
                 Defaults to ``'source_real'``.
+            feats (tuple[Tensor], optional): The student's features of
+                ``batch_inputs``, if already computed. Defaults to None.
 
         Returns:
             dict[str, Tensor]: The head's losses prefixed ``'{stream}.'``.
         """
-        losses = self.student.loss(batch_inputs, batch_data_samples)
+        losses = self.student_loss(batch_inputs, batch_data_samples, feats)
         return rename_loss_dict(f'{stream}.', losses)
 
     def loss_by_distillation(
-            self, multi_batch_inputs: Dict[str, Tensor],
-            multi_batch_data_samples: Dict[str, SampleList]) -> dict:
+            self,
+            multi_batch_inputs: Dict[str, Tensor],
+            multi_batch_data_samples: Dict[str, SampleList],
+            student_feats: Optional[Tuple[Tensor]] = None) -> dict:
         """Teacher pseudo-labels on target-fake, student loss on target-real.
 
         Args:
             multi_batch_inputs (dict[str, Tensor]): See :meth:`loss`.
             multi_batch_data_samples (dict[str, list[:obj:`DetDataSample`]]):
                 See :meth:`loss`.
+            student_feats (tuple[Tensor], optional): The student's features
+                of ``target_real``, if already computed. Defaults to None.
 
         Returns:
             dict[str, Tensor]: ``distill.loss_*`` and the logged statistics.
@@ -251,8 +351,10 @@ class SSDADetector(SemiBaseDetector):
         student_data_samples = self.project_pseudo_instances(
             pseudo_data_samples, target_data_samples)
         losses = self.loss_by_pseudo_instances(
-            multi_batch_inputs['target_real'], student_data_samples,
-            batch_info)
+            multi_batch_inputs['target_real'],
+            student_data_samples,
+            batch_info,
+            feats=student_feats)
         losses.update(
             self.pseudo_label_statistics(pseudo_data_samples,
                                          target_data_samples))
@@ -346,7 +448,9 @@ class SSDADetector(SemiBaseDetector):
     def loss_by_pseudo_instances(self,
                                  batch_inputs: Tensor,
                                  batch_data_samples: SampleList,
-                                 batch_info: Optional[dict] = None) -> dict:
+                                 batch_info: Optional[dict] = None,
+                                 feats: Optional[Tuple[Tensor]] = None
+                                 ) -> dict:
         """Student's detection loss against pseudo-labels, weighted.
 
         Args:
@@ -355,12 +459,14 @@ class SSDADetector(SemiBaseDetector):
                 ``gt_instances`` are the pseudo-labels (possibly empty).
             batch_info (dict, optional): Unused; kept for the
                 :class:`SemiBaseDetector` interface. Defaults to None.
+            feats (tuple[Tensor], optional): The student's features of
+                ``batch_inputs``, if already computed. Defaults to None.
 
         Returns:
             dict[str, Tensor]: ``distill.loss_*``, weighted by
             ``distill_loss``.
         """
-        losses = self.student.loss(batch_inputs, batch_data_samples)
+        losses = self.student_loss(batch_inputs, batch_data_samples, feats)
         return rename_loss_dict('distill.', self.distill_loss(losses))
 
     def loss_by_consistency(self, real_loss: Tensor,
@@ -444,12 +550,15 @@ class SSDADetector(SemiBaseDetector):
         gt_labels = gt.labels.to(pseudo.labels.device)
         ious = bbox_overlaps(pseudo.bboxes.float(), gt_bboxes)
         ious[pseudo.labels[:, None] != gt_labels[None, :]] = -1
-        taken = torch.zeros(len(gt), dtype=torch.bool, device=ious.device)
+        order = pseudo.scores.argsort(descending=True)
+        # one device-to-host copy; the greedy loop runs on the host
+        ious = ious[order].cpu().numpy()
+        taken = np.zeros(len(gt), dtype=bool)
         matched = 0
-        for i in pseudo.scores.argsort(descending=True).tolist():
-            candidate_ious = ious[i].masked_fill(taken, -1)
-            best_iou, best = candidate_ious.max(0)
-            if best_iou >= iou_thr:
+        for candidate_ious in ious:
+            candidate_ious = np.where(taken, -1, candidate_ious)
+            best = int(candidate_ious.argmax())
+            if candidate_ious[best] >= iou_thr:
                 taken[best] = True
                 matched += 1
         return matched
@@ -465,8 +574,8 @@ class SSDADetector(SemiBaseDetector):
         Returns:
             list[:obj:`DetDataSample`]: Samples with ``pred_instances``.
         """
-        return self._model_for('predict_on').predict(batch_inputs,
-                                                     batch_data_samples)
+        return self._model_for('predict_on').predict(
+            self._format(batch_inputs), batch_data_samples)
 
     def _forward(self, batch_inputs: Tensor,
                  batch_data_samples: SampleList = None) -> Tuple[List[Tensor]]:
@@ -480,8 +589,8 @@ class SSDADetector(SemiBaseDetector):
         Returns:
             tuple: The head's outputs.
         """
-        return self._model_for('predict_on')._forward(batch_inputs,
-                                                      batch_data_samples)
+        return self._model_for('predict_on')._forward(
+            self._format(batch_inputs), batch_data_samples)
 
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
         """Features of the model named by ``semi_test_cfg.extract_feat_on``.
@@ -492,7 +601,8 @@ class SSDADetector(SemiBaseDetector):
         Returns:
             tuple[Tensor]: Multi-level features.
         """
-        return self._model_for('extract_feat_on').extract_feat(batch_inputs)
+        return self._model_for('extract_feat_on').extract_feat(
+            self._format(batch_inputs))
 
     def _model_for(self, key: str):
         """The student or teacher that ``semi_test_cfg[key]`` names."""

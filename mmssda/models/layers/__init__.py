@@ -1,0 +1,3 @@
+from .foreach_ema import ForeachExpMomentumEMA
+
+__all__ = ['ForeachExpMomentumEMA']
