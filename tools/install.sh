@@ -55,6 +55,7 @@ stack_ok() {
 import os, re, sys
 from importlib.metadata import version
 import mmcv.ops, mmdet, mmyolo, albumentations, pycocotools  # noqa
+import tensorboard  # noqa
 import mmssda
 if os.environ['MMSSDA_TESTS'] == '1':
     import pytest  # noqa
@@ -146,7 +147,7 @@ fi
 echo "mmcv==$MMCV_VERSION" >> "$CONSTRAINTS"
 
 # --- 4. the rest of the stack and mmssda ------------------------------------
-log "installing $(grep -E '^(mmengine|mmdet|mmyolo|albumentations|pycocotools)==' "$STACK" | tr '\n' ' ')"
+log "installing $(grep -E '^(mmengine|mmdet|mmyolo|albumentations|pycocotools)==|^tensorboard' "$STACK" | tr '\n' ' ')"
 pip_install -c "$CONSTRAINTS" -r <(grep -vE '^(torch|mmcv)==' "$STACK")
 extras=""
 [ "$WITH_TESTS" = 1 ] && extras="[tests]"

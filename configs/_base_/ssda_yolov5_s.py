@@ -163,7 +163,11 @@ custom_hooks = [
     dict(type='RandomStateHook')
 ]
 
-# Per-branch losses, pseudo-labels per image and their precision/recall are
-# logged; add dict(type='TensorboardVisBackend') to see them in TensorBoard.
+# Per-branch losses, pseudo-labels per image and their precision/recall (when
+# the target set has labels) go to vis_data/scalars.json and to TensorBoard:
+#   tensorboard --logdir work_dirs/<config name>
 visualizer = dict(
-    vis_backends=[dict(type='LocalVisBackend')])
+    vis_backends=[
+        dict(type='LocalVisBackend'),
+        dict(type='TensorboardVisBackend')
+    ])

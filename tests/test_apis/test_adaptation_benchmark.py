@@ -1,4 +1,5 @@
 """The demo's comparison protocol, on a tiny generated clear-to-fog set."""
+import glob
 import json
 import os
 import os.path as osp
@@ -92,6 +93,9 @@ def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
     source_keys = set().union(*runs['source_only']['scalars'])
     assert 'distill.loss_obj' in ssda_keys
     assert not any(k.startswith('distill.') for k in source_keys)
+    # the same scalars went to TensorBoard
+    assert glob.glob(
+        osp.join(work_dir, 'ssda', '*', 'vis_data', 'events.out.tfevents*'))
 
     summary = write_report(runs, configs['ssda'], work_dir, 2, data_root,
                            meta=dict(seed=0))
