@@ -199,12 +199,18 @@ def _read_labels(label_file: str, size: tuple) -> np.ndarray:
                      (cx + bw / 2) * w, (cy + bh / 2) * h, cls], axis=1)
 
 
-def _draw(img: np.ndarray, boxes: np.ndarray, title: str) -> np.ndarray:
+def _draw(img: np.ndarray,
+          boxes: np.ndarray,
+          title: str,
+          thin: Optional[np.ndarray] = None) -> np.ndarray:
+    """Boxes (x1, y1, x2, y2, cls) coloured by class; ``thin`` marks boxes
+    drawn with a 1 px line."""
     img = img.copy()
     colors = [(40, 40, 230), (40, 200, 40), (230, 120, 20)]
-    for x1, y1, x2, y2, cls in boxes:
+    thin = np.zeros(len(boxes), bool) if thin is None else thin
+    for (x1, y1, x2, y2, cls), is_thin in zip(boxes, thin):
         cv2.rectangle(img, (int(x1), int(y1)), (int(x2), int(y2)),
-                      colors[int(cls) % 3], 2)
+                      colors[int(cls) % 3], 1 if is_thin else 2)
     cv2.putText(img, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                 (0, 0, 0), 2)
     cv2.putText(img, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
@@ -212,15 +218,26 @@ def _draw(img: np.ndarray, boxes: np.ndarray, title: str) -> np.ndarray:
     return img
 
 
-def draw_pseudo_labels(cfg: Config, checkpoint: str, data_root: str,
-                       out_file: str, num_images: int = 6) -> None:
+def draw_pseudo_labels(cfg: Config,
+                       checkpoint: str,
+                       data_root: str,
+                       out_file: str,
+                       num_images: int = 6,
+                       candidate_thr: float = 0.2) -> None:
     """Target images: the teacher's pseudo-boxes beside the ground truth.
 
     The teacher sees the target-fake image, as in training, with the
-    pseudo-label thresholds of ``semi_train_cfg``; its boxes are drawn on
-    the real foggy image.
+    pseudo-label settings of ``semi_train_cfg``; its boxes are drawn on the
+    real foggy image: thick above the pseudo-label score threshold (what the
+    student trains on), thin for the candidates between ``candidate_thr``
+    and that threshold (what a lower threshold would add).
     """
     model = MODELS.build(cfg.model)
+    label_cfg = model.semi_train_cfg.pseudo_label_cfg
+    score_thr = label_cfg.score_thr
+    # Greedy NMS never lets a lower-scored box suppress a higher one, so the
+    # boxes above score_thr are exactly the pseudo-labels of training.
+    label_cfg.score_thr = min(candidate_thr, score_thr)
     load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     model.eval()
     names = sorted(os.listdir(osp.join(data_root, 'target',
@@ -241,11 +258,13 @@ def draw_pseudo_labels(cfg: Config, checkpoint: str, data_root: str,
         inst = sample.gt_instances
         boxes = torch.cat([inst.bboxes, inst.labels[:, None].float()],
                           1).numpy()
+        below = (inst.scores < score_thr).numpy()
         gt = _read_labels(
             osp.join(data_root, 'target', 'labels',
                      osp.splitext(name)[0] + '.txt'), img.shape[:2])
         pairs.append(np.hstack([
-            _draw(img, boxes, f'teacher: {len(boxes)}'),
+            _draw(img, boxes,
+                  f'teacher: {(~below).sum()} (+{below.sum()} thin)', below),
             _draw(img, gt, f'ground truth: {len(gt)}'),
             np.full((img.shape[0], 8, 3), 255, np.uint8)
         ]))
