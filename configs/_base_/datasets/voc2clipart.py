@@ -47,6 +47,8 @@ source_train_dataset = dict(
                 ann_file='VOC2012/ImageSets/Main/trainval.txt',
                 data_prefix=dict(sub_data_root='VOC2012/'))
         ]),
+    # two inner sets: pair paths relative to VOCdevkit/ (VOC2007/..., ...)
+    real_root=data_root + 'VOCdevkit/',
     fake_root=data_root + 'VOCdevkit_cut/',
     pipeline=_base_.train_pipeline)
 target_train_dataset = dict(
