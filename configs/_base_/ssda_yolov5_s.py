@@ -99,6 +99,16 @@ train_dataloader = dict(
     # datasets: [source PairedDataset, target PairedDataset], see ./datasets
     dataset=dict(type='ConcatDataset', datasets=[]))
 
+# Target validation: COCO bbox metrics and per-class AP@0.5 (VOC style,
+# what DA papers report; the checkpoint hook keeps the best student by it).
+# A data config sets the CocoMetric's ann_file where it has COCO labels.
+val_evaluator = [
+    dict(type='mmdet.CocoMetric', metric='bbox', classwise=True),
+    dict(type='mmdet.VOCMetric', metric='mAP', iou_thrs=[0.5],
+         eval_mode='area')
+]
+test_evaluator = val_evaluator
+
 # ===============================Schedule=====================================
 # A NaN/Inf loss or gradient skips the step (NonFiniteLossHook reports it and
 # stops after too many in a row). The mmyolo base scopes it to mmyolo.

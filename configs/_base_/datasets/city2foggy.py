@@ -67,13 +67,6 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # COCO bbox metrics and VOC-style per-class AP50 (what DA papers report).
-val_evaluator = [
-    dict(
-        type='mmdet.CocoMetric',
-        ann_file=data_root + target_val_ann,
-        metric='bbox',
-        classwise=True),
-    dict(type='mmdet.VOCMetric', metric='mAP', iou_thrs=[0.5],
-         eval_mode='area')
-]
+val_evaluator = _base_.val_evaluator
+val_evaluator[0].ann_file = data_root + target_val_ann  # CocoMetric
 test_evaluator = val_evaluator

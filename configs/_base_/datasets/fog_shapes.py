@@ -77,13 +77,6 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = [
-    dict(
-        type='mmdet.CocoMetric',
-        ann_file=data_root + target_val_ann,
-        metric='bbox',
-        classwise=True),
-    dict(type='mmdet.VOCMetric', metric='mAP', iou_thrs=[0.5],
-         eval_mode='area')
-]
+val_evaluator = _base_.val_evaluator
+val_evaluator[0].ann_file = data_root + target_val_ann  # CocoMetric
 test_evaluator = val_evaluator

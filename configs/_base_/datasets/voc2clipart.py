@@ -71,11 +71,4 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader
-
-# COCO bbox metrics (from the VOC annotations) and per-class AP50.
-val_evaluator = [
-    dict(type='mmdet.CocoMetric', metric='bbox', classwise=True),
-    dict(type='mmdet.VOCMetric', metric='mAP', iou_thrs=[0.5],
-         eval_mode='area')
-]
-test_evaluator = val_evaluator
+# The recipe's evaluators; CocoMetric converts the VOC annotations itself.
