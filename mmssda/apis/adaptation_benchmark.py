@@ -99,14 +99,16 @@ def stage_config(config: str,
 def run_stage(cfg: Config) -> dict:
     """Train one stage; return its last checkpoint and logged scalars.
 
-    What the run prints to stdout (pycocotools' summaries) goes to
-    ``<work_dir>/stdout.log``; the progress bar draws on stderr.
+    What training prints to stdout (pycocotools' summaries) goes to
+    ``<work_dir>/stdout.log``; the progress bar draws on stderr. The runner
+    is built before the redirection: its logger keeps the real stdout, not
+    a file that is closed when the stage ends.
     """
     os.makedirs(cfg.work_dir, exist_ok=True)
     start = time.perf_counter()
+    runner = Runner.from_cfg(cfg)
     with open(osp.join(cfg.work_dir, 'stdout.log'), 'w') as out, \
             contextlib.redirect_stdout(out):
-        runner = Runner.from_cfg(cfg)
         runner.train()
     scalars_file = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
     with open(scalars_file) as f:
