@@ -151,7 +151,9 @@ default_hooks = dict(
         max_keep_ckpts=3),
     # validation scalars are logged at their iteration, not at 'epoch 0'
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False))
-log_processor = dict(by_epoch=False)
+# mmyolo has no log-processor registry: build MMEngine's directly (no
+# fallback warning)
+log_processor = dict(by_epoch=False, _scope_='mmengine')
 
 # mmyolo's EMAHook would average the whole teacher-student wrapper: replaced.
 custom_hooks = [
