@@ -112,7 +112,8 @@ DIST_SCRIPT = textwrap.dedent('''
     ws = [torch.zeros_like(w) for _ in range(2)]
     dist.all_gather(ws, w)
     assert torch.equal(ws[0], ws[1]) and not torch.equal(w, before)
-    print('RANK_OK', rank, flush=True)
+    # one file per rank: the ranks' stdout lines can interleave
+    open(os.path.join(os.environ['OK_DIR'], f'rank{rank}.ok'), 'w').close()
     dist.barrier()
     del model
     dist.destroy_process_group()
@@ -122,11 +123,14 @@ DIST_SCRIPT = textwrap.dedent('''
 def test_ranks_agree_to_skip(tmp_path):
     script = tmp_path / 'skip_dist.py'
     script.write_text(DIST_SCRIPT)
-    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    env = dict(
+        os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1',
+        OK_DIR=str(tmp_path))
     proc = subprocess.run(
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
          '--standalone', str(script)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert 'RANK_OK 0' in out and 'RANK_OK 1' in out
+    assert (tmp_path / 'rank0.ok').exists(), out[-3000:]
+    assert (tmp_path / 'rank1.ok').exists(), out[-3000:]
