@@ -17,6 +17,9 @@ model = dict(
         head_module=dict(num_classes=num_classes, widen_factor=widen_factor),
         loss_cls=dict(loss_weight=0.5 * (num_classes / 80))))
 
+# mmyolo's train pipeline at 64 px, without its mmdet.Albu: albumentations
+# draws from its own generator, which a checkpoint cannot restore, and the
+# resume-equality tests train with this config.
 pre_transform = _base_.pre_transform
 train_dataloader = dict(
     batch_size=2,
