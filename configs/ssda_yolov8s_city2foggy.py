@@ -1,7 +1,16 @@
 # The SSDA-YOLO recipe around mmyolo's YOLOv8-s, by config alone:
-# Cityscapes -> Foggy Cityscapes, 640 px. YOLOv8's head has no objectness:
-# pseudo-labels are the boxes whose class score passes 0.5.
-_base_ = './ssda_yolov5s_city2foggy.py'
+# Cityscapes -> Foggy Cityscapes, 640 px, read from the original SSDA-YOLO's
+# YOLO txt layout (see the data config). YOLOv8's head has no objectness:
+# pseudo-labels are the boxes whose class score passes 0.5. Schedule as in
+# ssda_yolov5s_city2foggy.py.
+_base_ = './_base_/datasets/city2foggy_yolo_txt.py'
+
+max_iters = 75000
+val_interval = 2500
+train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
+default_hooks = dict(
+    param_scheduler=dict(warmup_iters=1116),
+    checkpoint=dict(interval=val_interval))
 
 deepen_factor = 0.33
 widen_factor = 0.5

@@ -1,0 +1,76 @@
+# Cityscapes -> Foggy Cityscapes (beta 0.02, 2975 train / 500 val) in the
+# original SSDA-YOLO's YOLO txt layout (its data/yamls_sda/
+# cityscapes_csfoggy_VOC.yaml), with `path:` = data/city2foggy_yolo:
+#   CityScapes/yolov5_format/images/{train,val}/*.jpg        real source
+#   CityScapes/yolov5_format/labels/{train,val}/*.txt        cls cx cy w h
+#   CityScapesFoggy/yolov5_format/images/{train,val}/*.jpg   real target
+#   CityScapesFoggy/yolov5_format/labels/val/*.txt           for evaluation
+# Label ids follow that yaml's `names` (SSDA-YOLO's class order, below).
+# As in that yaml, the fake of a Cityscapes image is its foggy twin and the
+# fake of a foggy image its clear original (same file names in both sets);
+# point `fake_root` at other fakes (e.g. CUT output) to use those.
+# Target train labels are optional: never trained on; if present they give
+# the logged pseudo-label precision/recall.
+_base_ = '../ssda_yolov5_s.py'
+
+data_root = 'data/city2foggy_yolo/'
+source_images = 'CityScapes/yolov5_format/images/'
+target_images = 'CityScapesFoggy/yolov5_format/images/'
+class_name = ('bus', 'bicycle', 'car', 'motorcycle', 'person', 'rider',
+              'train', 'truck')  # SSDA-YOLO's label ids
+num_classes = len(class_name)
+metainfo = dict(classes=class_name)
+
+model = dict(
+    detector=dict(
+        bbox_head=dict(
+            head_module=dict(num_classes=num_classes),
+            loss_cls=dict(loss_weight=0.5 * (num_classes / 80)))))
+
+source_train_split = dict(
+    type='YOLOTxtDataset',
+    data_root=data_root,
+    metainfo=metainfo,
+    data_prefix=dict(img=source_images + 'train/'),
+    filter_cfg=dict(filter_empty_gt=False, min_size=32),
+    pipeline=[])
+target_train_split = dict(
+    source_train_split,
+    data_prefix=dict(img=target_images + 'train/'),
+    allow_missing_label=True)
+
+source_train_dataset = dict(
+    type='PairedDataset',
+    domain='source',
+    dataset=source_train_split,
+    fake_root=data_root + target_images + 'train/',
+    pipeline=_base_.train_pipeline)
+target_train_dataset = dict(
+    type='PairedDataset',
+    domain='target',
+    dataset=target_train_split,
+    fake_root=data_root + source_images + 'train/',
+    pipeline=_base_.train_pipeline)
+train_dataloader = dict(
+    dataset=dict(datasets=[source_train_dataset, target_train_dataset]))
+
+# The recipe's evaluators: VOC-style AP50 (per class in the log) and COCO
+# bbox metrics with per-class AP. CocoMetric has no json here: it builds its
+# ground truth from the raw annotations (`instances`, in original image
+# coordinates), which the test pipeline therefore packs.
+pack_inputs = _base_.test_pipeline[-1]  # mmdet.PackDetInputs
+test_pipeline = [
+    *_base_.test_pipeline[:-1],
+    dict(pack_inputs, meta_keys=(*pack_inputs.meta_keys, 'instances'))
+]
+val_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type='YOLOTxtDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        data_prefix=dict(img=target_images + 'val/'),
+        test_mode=True,
+        batch_shapes_cfg=_base_.val_dataloader.dataset.batch_shapes_cfg,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
