@@ -52,12 +52,16 @@ def loader_options(name):
 
 
 #: What tools/test.py needs to rebuild the shrunk model and read the data
-#: in the main process.
+#: in the main process. Every box is kept (score_thr 0): an untrained model
+#: scores under the default 0.001, and the COCO metric (and its per-class
+#: table) needs detections.
 MODEL_OPTIONS = [
     f'model.detector.{part}.widen_factor={WIDEN}'
     for part in ('backbone', 'neck', 'bbox_head.head_module')
-] + ['load_from=None', *loader_options('test_dataloader'),
-     'test_dataloader.batch_size=2']
+] + [
+    'model.detector.test_cfg.score_thr=0.0', 'load_from=None',
+    *loader_options('test_dataloader'), 'test_dataloader.batch_size=2'
+]
 TRAIN_OPTIONS = [
     *MODEL_OPTIONS,
     f'train_cfg.max_iters={MAX_ITERS}',
