@@ -1,9 +1,10 @@
 import copy
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.dataset import BaseDataset, Compose
+from mmengine.dataset import (BaseDataset, ClassBalancedDataset, Compose,
+                              ConcatDataset, RepeatDataset)
 
 from mmssda.registry import DATASETS, TRANSFORMS
 from .yolo_txt_dataset import (INVALID_POLICIES, YOLOTxtDataset,
@@ -11,6 +12,41 @@ from .yolo_txt_dataset import (INVALID_POLICIES, YOLOTxtDataset,
 
 DOMAINS = ('source', 'target')
 _MAX_LISTED = 5
+#: Metainfo keys that describe an inner dataset's files, not its labels:
+#: mmdet's ``VOCDataset`` records the VOC year (``'VOC2007'``,
+#: ``'VOC2012'`` or None) in ``dataset_type``. A domain may join several
+#: years (VOC 07+12) or none (Clipart in the VOC layout), so these keys are
+#: left out of :attr:`PairedDataset.metainfo` and not compared when inner
+#: datasets are concatenated.
+FORMAT_META_KEYS = ('dataset_type', )
+_DATASET_WRAPPERS = (ConcatDataset, RepeatDataset, ClassBalancedDataset)
+
+
+def _describe_cfg(cfg) -> str:
+    """Short description of a dataset or its config for messages."""
+    keys = ('type', 'data_root', 'ann_file', 'data_prefix')
+    if not isinstance(cfg, dict):
+        desc = {k: getattr(cfg, k) for k in keys[1:] if getattr(cfg, k, '')}
+        return f'{type(cfg).__name__}{desc or ""}'
+    desc = str({k: cfg[k] for k in keys if k in cfg})
+    children = cfg.get('datasets', cfg.get('dataset'))
+    if isinstance(children, dict):
+        children = [children]
+    if isinstance(children, (list, tuple)):
+        desc += ' of [' + ', '.join(_describe_cfg(c) for c in children) + ']'
+    return desc
+
+
+def _leaf_datasets(dataset) -> Iterator:
+    """The dataset, or the datasets a wrapper holds (recursively)."""
+    children = getattr(dataset, 'datasets', None)
+    if children is None and isinstance(dataset, _DATASET_WRAPPERS):
+        children = [dataset.dataset]
+    if children is None:
+        yield dataset
+        return
+    for child in children:
+        yield from _leaf_datasets(child)
 
 
 @DATASETS.register_module()
@@ -136,24 +172,55 @@ class PairedDataset:
         if not lazy_init:
             self.full_init()
 
-    @staticmethod
-    def _build_inner(dataset: Union[dict, BaseDataset], test_mode: bool,
+    @classmethod
+    def _build_inner(cls, dataset: Union[dict, BaseDataset], test_mode: bool,
                      invalid_policy: str) -> BaseDataset:
-        """Build the inner dataset with an empty pipeline."""
+        """Build the inner dataset with empty pipelines."""
         if not isinstance(dataset, dict):
             return dataset
+        return DATASETS.build(
+            cls._inner_cfg(dataset, test_mode, invalid_policy))
+
+    @classmethod
+    def _inner_cfg(cls, dataset: dict, test_mode: bool,
+                   invalid_policy: str) -> dict:
+        """The inner config with an empty pipeline, lazily initialized.
+
+        A dataset wrapper (``ConcatDataset``, ``RepeatDataset``,
+        ``ClassBalancedDataset``) takes no pipeline: its children get it,
+        recursively, and a ``ConcatDataset`` ignores the
+        :data:`FORMAT_META_KEYS` when it compares their metainfo.
+        """
         cfg = copy.deepcopy(dataset)
-        cfg['pipeline'] = []
         inner_type = cfg.get('type')
         if isinstance(inner_type, str):
             inner_type = DATASETS.get(inner_type)
+        # loaded in full_init, where an empty dataset gets a clear message
+        cfg['lazy_init'] = True
+        if isinstance(inner_type, type) and issubclass(
+                inner_type, _DATASET_WRAPPERS):
+            children = 'datasets' if 'datasets' in cfg else 'dataset'
+            if isinstance(cfg.get(children), dict):
+                cfg[children] = cls._inner_cfg(cfg[children], test_mode,
+                                               invalid_policy)
+            elif isinstance(cfg.get(children), (list, tuple)):
+                cfg[children] = [
+                    cls._inner_cfg(c, test_mode, invalid_policy)
+                    if isinstance(c, dict) else c for c in cfg[children]
+                ]
+            if issubclass(inner_type, ConcatDataset):
+                ignore = cfg.get('ignore_keys') or []
+                ignore = [ignore] if isinstance(ignore, str) else list(ignore)
+                cfg['ignore_keys'] = ignore + [
+                    k for k in FORMAT_META_KEYS if k not in ignore
+                ]
+            return cfg
+        cfg['pipeline'] = []
         if isinstance(inner_type, type) \
                 and issubclass(inner_type, YOLOTxtDataset):
             cfg.setdefault('invalid_policy', invalid_policy)
         cfg.setdefault('test_mode', test_mode)
-        # loaded in full_init, where an empty dataset gets a clear message
-        cfg['lazy_init'] = True
-        return DATASETS.build(cfg)
+        return cfg
 
     def _default_real_root(self) -> str:
         """The inner dataset's image folder (data_root already joined)."""
@@ -171,16 +238,17 @@ class PairedDataset:
 
     def _describe(self) -> str:
         """Short description of the inner dataset config for messages."""
-        cfg = self._dataset_cfg
-        if not isinstance(cfg, dict):
-            return type(cfg).__name__
-        keys = ('type', 'data_root', 'ann_file', 'data_prefix')
-        return str({k: cfg[k] for k in keys if k in cfg})
+        return _describe_cfg(self._dataset_cfg)
 
     @property
     def metainfo(self) -> dict:
-        """dict: The inner dataset's meta information (a copy)."""
-        return copy.deepcopy(self.dataset.metainfo)
+        """dict: The inner dataset's meta information (a copy) without the
+        :data:`FORMAT_META_KEYS`."""
+        return {
+            k: copy.deepcopy(v)
+            for k, v in self.dataset.metainfo.items()
+            if k not in FORMAT_META_KEYS
+        }
 
     def full_init(self) -> None:
         """Load the inner dataset, pair every image and run the checks."""
@@ -192,8 +260,9 @@ class PairedDataset:
             # MMEngine fails to serialize an empty data list (np.concatenate
             # of nothing); any other error (e.g. the inner dataset's list of
             # invalid files) is the user's to read
-            if getattr(self.dataset, 'data_list', None) != [] \
-                    or 'concatenate' not in str(e):
+            if 'concatenate' not in str(e) or not any(
+                    getattr(d, 'data_list', None) == []
+                    for d in _leaf_datasets(self.dataset)):
                 raise
             self._raise_empty(e)
         if len(self.dataset) == 0:
@@ -232,9 +301,17 @@ class PairedDataset:
 
     def _raise_empty(self, cause: Optional[Exception] = None) -> None:
         """Raise ValueError naming the inner config of an empty dataset."""
+        leaves = list(_leaf_datasets(self.dataset))
+        which = ''
+        if len(leaves) > 1:
+            empty = [
+                _describe_cfg(d) for d in leaves
+                if getattr(d, 'data_list', None) == []
+            ]
+            which = f' (empty: {", ".join(empty)})'
         raise ValueError(
             f'PairedDataset ({self.domain}): the inner dataset is empty '
-            f'after loading and filtering: {self._describe()}; '
+            f'after loading and filtering: {self._describe()}{which}; '
             f'real_root={self.real_root!r}.') from cause
 
     def _find_fakes(
