@@ -3,6 +3,7 @@ import os.path as osp
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmcv.transforms import BaseTransform
 from mmengine.dataset import (BaseDataset, ClassBalancedDataset, Compose,
                               ConcatDataset, RepeatDataset)
 
@@ -58,10 +59,23 @@ class PairedDataset:
     real image with its domain-translated fake: the fake has the same path
     relative to ``fake_root`` as the real image relative to ``real_root``,
     with any of ``fake_suffixes`` as extension (real ``a/b.jpg`` -> fake
-    ``a/b.png``). Every data info gains ``fake_img_path`` (str) and ``domain``
-    (``'source'`` | ``'target'``). The pipeline runs with
-    ``results['dataset'] = self`` so that ``PairedMosaic`` draws partners
-    from the same pairs.
+    ``a/b.png``). Every data info gains ``fake_img_path`` (str, None if
+    made online) and ``domain`` (``'source'`` | ``'target'``). The pipeline
+    runs with ``results['dataset'] = self`` so that ``PairedMosaic`` draws
+    partners from the same pairs.
+
+    Without fake files (``fake_root=None``), ``fake_pipeline`` makes each
+    fake from its real image when it is loaded: ``fake_img_path`` is None
+    and ``LoadPairedImageFromFile`` calls :meth:`make_fake` right after
+    reading the real image, for the sample and for each mosaic partner, so
+    every paired transform after it sees ``fake_img`` as if it had been read
+    from disk. The usual fake pipeline is one ``FDAStyleTransfer`` whose
+    references are the other domain's images; ``AtmosphericFog`` fogs a
+    clear source online.
+
+    The inner dataset may be a dataset wrapper (``ConcatDataset``,
+    ``RepeatDataset``, ``ClassBalancedDataset``): its children are built
+    with the empty pipeline (e.g. VOC 2007 + 2012 as one source domain).
 
     Checked when the dataset is built (``lazy_init=False``), before any
     training step. Invalid pairs, handled by ``invalid_policy`` (all are
@@ -75,7 +89,8 @@ class PairedDataset:
     :class:`YOLOTxtDataset` config without its own ``invalid_policy`` gets
     this one, so that bad label files are handled alike.
 
-    ``metainfo`` is the inner dataset's (no domain in it), so a source and a
+    ``metainfo`` is the inner dataset's (no domain in it) without the
+    :data:`FORMAT_META_KEYS` (VOC's ``dataset_type``), so a source and a
     target ``PairedDataset`` with the same classes can form an
     :class:`mmengine.dataset.ConcatDataset`. Mixing formats whose default
     palettes differ needs ``ConcatDataset(ignore_keys=['palette'])`` or the
@@ -84,7 +99,8 @@ class PairedDataset:
     Args:
         dataset (dict | BaseDataset): The inner detection dataset or its
             config; its ``pipeline`` is replaced by ``[]``.
-        fake_root (str): Folder of the fake images.
+        fake_root (str, optional): Folder of the fake images. None: no fake
+            files, ``fake_pipeline`` makes them. Defaults to None.
         real_root (str, optional): Folder the real paths are relative to.
             Defaults to the inner dataset's image prefix:
             ``data_prefix['img']`` (``'img_path'`` or ``'sub_data_root'``
@@ -110,6 +126,10 @@ class PairedDataset:
             every invalid pair before training; ``'skip'``: drop them with
             one ``UserWarning`` giving the count and listing them. Defaults
             to ``'raise'``.
+        fake_pipeline (Sequence[dict | callable], optional): Transforms that
+            make ``results['fake_img']`` (same shape) from the just-loaded
+            real ``results['img']``, used when ``fake_root`` is None (exactly
+            one of the two must be given). Defaults to None.
 
     Example:
         >>> source = dict(
@@ -126,11 +146,19 @@ class PairedDataset:
         ...               dict(type='mmdet.LoadAnnotations', with_bbox=True),
         ...               dict(type='PackPairedDetInputs')],
         ...     invalid_policy='raise')
+        >>> # no fake files: FDA with the other domain's images, online
+        >>> source_online = dict(
+        ...     source,
+        ...     fake_root=None,
+        ...     fake_pipeline=[
+        ...         dict(type='FDAStyleTransfer',
+        ...              ref_path='data/cityscapes/leftImg8bit_foggy/train/',
+        ...              beta=0.02, out_key='fake_img')])
     """
 
     def __init__(self,
                  dataset: Union[dict, BaseDataset],
-                 fake_root: str,
+                 fake_root: Optional[str] = None,
                  real_root: Optional[str] = None,
                  fake_suffixes: Sequence[str] = ('.png', '.jpg', '.jpeg',
                                                  '.bmp'),
@@ -140,7 +168,9 @@ class PairedDataset:
                  check_images: bool = True,
                  lazy_init: bool = False,
                  max_refetch: int = 1000,
-                 invalid_policy: str = 'raise') -> None:
+                 invalid_policy: str = 'raise',
+                 fake_pipeline: Optional[Sequence[Union[dict, Any]]] = None
+                 ) -> None:
         if invalid_policy not in INVALID_POLICIES:
             raise ValueError(f'PairedDataset: `invalid_policy` must be one '
                              f'of {INVALID_POLICIES}, got '
@@ -149,18 +179,32 @@ class PairedDataset:
         if domain not in DOMAINS:
             raise ValueError(f'PairedDataset: `domain` must be one of '
                              f'{DOMAINS}, got {domain!r}.')
-        if not fake_root:
-            raise ValueError('PairedDataset: `fake_root` is required.')
+        if isinstance(fake_pipeline, (dict, BaseTransform)):
+            fake_pipeline = [fake_pipeline]
+        if bool(fake_root) == bool(fake_pipeline):
+            raise ValueError(
+                f'PairedDataset ({domain}): set exactly one of `fake_root` '
+                '(a folder of fake images with the real images\' relative '
+                'paths) and `fake_pipeline` (transforms that make '
+                'results["fake_img"] from the loaded results["img"], e.g. '
+                '[dict(type="FDAStyleTransfer", ref_path=<images of the '
+                'other domain>)]); got '
+                f'fake_root={fake_root!r}, fake_pipeline={fake_pipeline!r}.')
         self.domain = domain
-        self.fake_root = fake_root
+        self.fake_root = fake_root or None
+        self.fake_pipeline = Compose([
+            TRANSFORMS.build(t) if isinstance(t, dict) else t
+            for t in fake_pipeline
+        ]) if fake_pipeline else None
         self.fake_suffixes = tuple(fake_suffixes)
         self.test_mode = test_mode
         self.check_images = check_images
         self.max_refetch = max_refetch
         self._dataset_cfg = copy.deepcopy(dataset)
         self.dataset = self._build_inner(dataset, test_mode, invalid_policy)
-        self.real_root = real_root if real_root is not None \
-            else self._default_real_root()
+        # only fake files are found through it
+        self.real_root = real_root if real_root is not None or \
+            self.fake_root is None else self._default_real_root()
         self.pipeline = Compose([
             TRANSFORMS.build(t) if isinstance(t, dict) else t
             for t in pipeline
@@ -271,11 +315,14 @@ class PairedDataset:
             self.dataset.get_data_info(i)['img_path']
             for i in range(len(self.dataset))
         ]
-        fakes, problems = self._find_fakes(real_paths)
+        if self.fake_root is None:
+            fakes, problems = [None] * len(real_paths), {}
+        else:
+            fakes, problems = self._find_fakes(real_paths)
         for i, (real, fake) in enumerate(zip(real_paths, fakes)):
-            if fake is None or not self.check_images:
+            if i in problems or not self.check_images:
                 continue
-            for path in (real, fake):
+            for path in (real, ) if fake is None else (real, fake):
                 try:
                     check_image_file(path)
                 except (OSError, ValueError) as e:
@@ -313,6 +360,38 @@ class PairedDataset:
             f'PairedDataset ({self.domain}): the inner dataset is empty '
             f'after loading and filtering: {self._describe()}{which}; '
             f'real_root={self.real_root!r}.') from cause
+
+    def make_fake(self, results: dict) -> dict:
+        """Make the fake image of a just-loaded real image online.
+
+        Called by ``LoadPairedImageFromFile`` for a pair without fake file.
+
+        Args:
+            results (dict): Results with the real ``img`` (H, W, 3).
+
+        Returns:
+            dict: The results of ``fake_pipeline`` with ``fake_img``, an
+            image of the real image's shape.
+        """
+        if self.fake_pipeline is None:
+            raise ValueError(
+                f'PairedDataset ({self.domain}) has fake files '
+                f'(fake_root={self.fake_root!r}) and no `fake_pipeline`; '
+                f'{results.get("img_path")} should have a fake_img_path.')
+        shape = results['img'].shape
+        results = self.fake_pipeline(results)
+        fake = None if results is None else results.get('fake_img')
+        if fake is None or fake.shape != shape:
+            got = 'no results["fake_img"]' if fake is None \
+                else f'a fake_img of shape {fake.shape}'
+            raise ValueError(
+                f'PairedDataset ({self.domain}): `fake_pipeline` '
+                f'{self.fake_pipeline} gave {got} for the image '
+                f'{results and results.get("img_path")} of shape {shape}; it '
+                'must write results["fake_img"] of the real image\'s shape '
+                '(e.g. FDAStyleTransfer / AtmosphericFog with '
+                'out_key="fake_img").')
+        return results
 
     def _find_fakes(
             self, real_paths: List[str]) -> Tuple[list, Dict[int, list]]:
@@ -402,7 +481,9 @@ class PairedDataset:
             f'the data of {self._describe()}.')
 
     def __repr__(self) -> str:
+        fakes = f'fake_root={self.fake_root!r}' if self.fake_root else \
+            f'fake_pipeline={self.fake_pipeline}'
         return (f'{self.__class__.__name__}(domain={self.domain!r}, '
                 f'num_pairs={len(self.fake_img_paths)}, '
-                f'real_root={self.real_root!r}, '
-                f'fake_root={self.fake_root!r}, dataset={self._describe()})')
+                f'real_root={self.real_root!r}, {fakes}, '
+                f'dataset={self._describe()})')
