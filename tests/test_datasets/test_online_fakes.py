@@ -11,6 +11,7 @@ from mmcv.transforms import BaseTransform
 
 from mmssda.datasets import (AtmosphericFog, FDAStyleTransfer,
                              LoadPairedImageFromFile, PairedDataset)
+from mmssda.datasets.transforms.fda_style_transfer import fda_transfer
 
 # different sizes and aspect ratios, so that any geometric step that is not
 # shared shows in the pixels
@@ -96,7 +97,6 @@ def test_online_fake_is_made_from_the_loaded_real_image(
                            beta=0.05),
         pipeline=[dict(type='LoadPairedImageFromFile')])
     assert 'fake_pipeline=' in repr(ds)
-    from mmssda.datasets.transforms.fda_style_transfer import fda_transfer
     ref_img = cv2.imread(ref)
     for i in range(len(ds)):
         out = ds[i]
