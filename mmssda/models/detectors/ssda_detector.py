@@ -384,6 +384,9 @@ class SSDADetector(SemiBaseDetector):
         self.teacher.eval()
         head = self.teacher.bbox_head
         outs = head(self.teacher.extract_feat(batch_inputs))
+        # under AMP autocast: post-process (NMS) in float32
+        outs = [[o.float() if isinstance(o, Tensor) else o for o in level]
+                for level in outs]
         batch_img_metas = [
             self._pseudo_label_img_meta(data_samples)
             for data_samples in batch_data_samples
