@@ -690,9 +690,11 @@ class SSDADetector(SemiBaseDetector):
         class_keys = self._class_keys()
         if class_keys and pseudo:
             labels = torch.cat([p.labels.long() for p in pseudo])
-            counts = torch.bincount(
-                labels, minlength=len(class_keys))[:len(class_keys)]
-            for key, count in zip(class_keys, counts.float() / num_imgs):
+            # scatter_add, unlike bincount, needs no host sync on a GPU
+            ones = torch.ones_like(labels, dtype=torch.float)
+            counts = ones.new_zeros(len(class_keys)).scatter_add_(
+                0, labels, ones)
+            for key, count in zip(class_keys, counts / num_imgs):
                 device[f'distill.num_pseudo_{key}'] = count
         top_scores = (batch_info or {}).get('teacher_top_scores')
         if top_scores is not None and len(top_scores):

@@ -83,8 +83,13 @@ def adaptive(**kwargs):
 
 
 def varied_teacher(model):
-    """A teacher whose scores straddle 0.45 for both classes."""
-    boost_scores(model.teacher, obj=1., cls=(1., 0.5))
+    """A teacher whose scores straddle 0.6 for both classes (0.4-0.85)."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for conv in model.teacher.bbox_head.head_module.convs_pred:
+            conv.weight.copy_(
+                torch.randn(conv.weight.shape, generator=gen) * 10)
+    boost_scores(model.teacher, obj=1., cls=(0., 0.))
 
 
 def pseudo_labels(model, inputs, samples):
@@ -95,7 +100,7 @@ def pseudo_labels(model, inputs, samples):
 
 
 def test_class_thresholds_apply_after_predict_by_feat():
-    score_thr = 0.45
+    score_thr = 0.6
     pseudo_cfg = dict(pseudo_label_cfg=dict(score_thr=score_thr))
     fixed = build_ssda(semi_train_cfg=pseudo_cfg)
     model = build_ssda(
