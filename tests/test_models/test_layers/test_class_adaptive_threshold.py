@@ -1,5 +1,7 @@
 """Per-class adaptive pseudo-label thresholds (issue 11, item 3)."""
 import copy
+import json
+import os.path as osp
 
 import pytest
 import torch
@@ -150,7 +152,10 @@ def test_thresholds_update_in_training_only_and_are_logged():
 
 # Resume through MMEngine's Runner: the tiny SSDA recipe (pseudo-label
 # threshold 0, so the thresholds start at the floor) with thresholds that
-# move fast, 4 iterations in one go against 2 + a resume to 4.
+# move fast, 4 iterations in one go against 2 + a resume to 4. The run also
+# selects the other distillation options by config (soft distillation,
+# images without pseudo-labels ignored), so it shows that they train and
+# resume exactly through the Runner.
 ADAPTIVE = dict(
     type='ClassAdaptiveThreshold', floor=0.001, ceiling=0.9, momentum=0.3)
 
@@ -158,6 +163,8 @@ ADAPTIVE = dict(
 def runner_cfg(work_dir, name, resume_from=None):
     cfg = Config.fromfile(TINY_SSDA)
     cfg.model.adaptive_score_thr = ADAPTIVE
+    cfg.model.distill_loss = dict(type='YOLOSoftDistillLoss', loss_weight=0.1)
+    cfg.model.semi_train_cfg.empty_pseudo_policy = 'ignore'
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = name
     cfg.visualizer.name = f'{name}@{work_dir}'
@@ -171,7 +178,14 @@ def test_thresholds_are_restored_on_resume(tmp_path, monkeypatch):
     omit_config_text(monkeypatch)
     make_fog_shapes(tmp_path)
     monkeypatch.chdir(tmp_path)
-    Runner.from_cfg(runner_cfg(tmp_path / 'full', 'thr_full')).train()
+    runner = Runner.from_cfg(runner_cfg(tmp_path / 'full', 'thr_full'))
+    runner.train()
+    scalars = osp.join(runner.log_dir, 'vis_data', 'scalars.json')
+    with open(scalars) as f:
+        logged = [json.loads(line) for line in f if 'loss' in line]
+    assert len(logged) == 4 and all(
+        r['distill.score_thr_0'] > 0.001 and 'distill.teacher_score_p50' in r
+        and r['distill.loss_obj'] > 0 for r in logged)
     full = load_checkpoint(tmp_path / 'full' / 'iter_4.pth')['state_dict']
     half = load_checkpoint(tmp_path / 'full' / 'iter_2.pth')['state_dict']
     # they moved away from the floor and kept moving after iteration 2
