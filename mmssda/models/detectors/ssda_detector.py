@@ -185,13 +185,15 @@ class SSDADetector(SemiBaseDetector):
         ...         pseudo_label_cfg=dict(score_thr=0.5, max_per_img=20),
         ...         empty_pseudo_policy='background'),
         ...     semi_test_cfg=dict(predict_on='student'))
-        >>> # per-class thresholds, soft distillation, no background push
-        >>> model.update(
+        >>> # a child config: per-class thresholds, soft distillation, no
+        >>> # background push from images without pseudo-labels
+        >>> model = dict(
         ...     adaptive_score_thr=dict(
         ...         type='ClassAdaptiveThreshold', floor=0.1, ceiling=0.9,
         ...         momentum=0.01),
-        ...     distill_loss=dict(type='YOLOSoftDistillLoss',
-        ...                       loss_weight=0.05, conf_thr=0.5),
+        ...     distill_loss=dict(
+        ...         _delete_=True, type='YOLOSoftDistillLoss',
+        ...         loss_weight=0.005, conf_thr=0.5),
         ...     semi_train_cfg=dict(empty_pseudo_policy='ignore'))
     """
 
