@@ -164,9 +164,9 @@ def logged_metrics(work_dir):
     return by_step
 
 
-def run_tool(script, config, *args, cwd, timeout=600):
+def run_tool(script, config, *args, cwd, env_extra=None, timeout=600):
     return run_python(['-c', LAUNCHER, script, config, *args], cwd=cwd,
-                      timeout=timeout)
+                      env_extra=env_extra, timeout=timeout)
 
 
 @pytest.mark.parametrize('config', CONFIGS)
@@ -203,3 +203,50 @@ def test_config_trains_validates_and_tests(config, tmp_path):
         assert f'{model}/pascal_voc/mAP:' in metrics.group(0)
     voc, coco = per_class_tables(log)
     assert voc == [classes] * 2 and coco == [classes] * 2, (voc, coco)
+
+
+def test_default_pretrained_weights_load_from_the_hub_folder(tmp_path):
+    """The YOLOv8 config's default ``load_from`` (mmyolo's COCO YOLOv8-s)
+    is read from torch hub's checkpoint folder under the URL's file name:
+    with the file put there, tools/train.py starts the student and the
+    teacher from it, without network."""
+    import torch
+    from mmengine.registry import DefaultScope
+
+    from mmssda.registry import MODELS
+    from mmssda.utils import MMYOLO_COCO_CHECKPOINTS
+    config = osp.join(REPO, 'configs', 'ssda_yolov8s_city2foggy.py')
+    url = Config.fromfile(config).load_from
+    assert url == MMYOLO_COCO_CHECKPOINTS['yolov8_s']
+    city2foggy_yolo(str(tmp_path))
+
+    # a plain YOLOv8 checkpoint of the shrunk model, where the error message
+    # of tools/train.py says to put it ($TORCH_HOME/hub/checkpoints/<name>)
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict({
+        f'model.detector.{part}.widen_factor': WIDEN
+        for part in ('backbone', 'neck', 'bbox_head.head_module')
+    })
+    torch.manual_seed(123)  # not the run's own initialisation (seed 0)
+    with DefaultScope.overwrite_default_scope('mmssda'):
+        detector = MODELS.build(cfg.model).student
+    weights = detector.state_dict()
+    hub_file = tmp_path / 'torch' / 'hub' / 'checkpoints' / osp.basename(url)
+    hub_file.parent.mkdir(parents=True)
+    torch.save(dict(state_dict=weights), hub_file)
+
+    work_dir = str(tmp_path / 'work')
+    options = [o for o in TRAIN_OPTIONS if o != 'load_from=None']
+    log = run_tool(TRAIN, config, '--work-dir', work_dir, '--cfg-options',
+                   *options, cwd=tmp_path,
+                   env_extra=dict(TORCH_HOME=str(tmp_path / 'torch')))
+    assert f'Load checkpoint from {url}' in log
+    # after 2 warmup iterations the teacher (0.99 EMA of the student) still
+    # holds the loaded convolution weights
+    state = load_checkpoint(osp.join(work_dir,
+                                     f'iter_{MAX_ITERS}.pth'))['state_dict']
+    convs = [k for k, v in weights.items() if k.endswith('conv.weight')]
+    assert convs
+    for key in convs:
+        assert torch.allclose(state[f'teacher.{key}'], weights[key],
+                              atol=1e-3), key
