@@ -11,8 +11,9 @@ Writes three COCO json files into ``--out-dir``:
 - ``foggy_cityscapes_val.json``: target val (500 images), boxes; relative
   to ``<foggy-root>/leftImg8bit_foggy/val``.
 
-Classes, in this order: person, rider, car, truck, bus, train, motorcycle,
-bicycle (category ids 1..8). Boxes are the tight bounds of the gtFine
+Classes, in SSDA-YOLO's order (the one the city2foggy config uses, from
+``mmssda.datasets.coco_conversion.CITYSCAPES_DA_CLASSES``): bus, bicycle, car,
+motorcycle, person, rider, train, truck (category ids 1..8). Boxes are the tight bounds of the gtFine
 polygons; see :mod:`mmssda.datasets.coco_conversion` for the exact pixel
 convention. Only one beta is used: mixing the three foggy densities (1500 val
 images) is a common mistake that gives much lower mAP.
