@@ -2,6 +2,8 @@
 # Cityscapes -> Foggy Cityscapes, 640 px. YOLOv8's head has no objectness:
 # pseudo-labels are the boxes whose class score passes 0.5.
 _base_ = './ssda_yolov5s_city2foggy.py'
+# Modules are not config keys (MMEngine drops them).
+import mmssda.utils as mmssda_utils  # noqa: E402
 
 deepen_factor = 0.33
 widen_factor = 0.5
@@ -9,6 +11,8 @@ last_stage_out_channels = 1024
 strides = [8, 16, 32]
 norm_cfg = dict(type='BN', momentum=0.03, eps=0.001)
 num_classes = _base_.num_classes
+# mmyolo's COCO-pretrained YOLOv8-s.
+load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['yolov8_s']
 
 model = dict(
     detector=dict(
