@@ -175,6 +175,9 @@ custom_hooks = [
         interval=1,
         update_buffers=True,
         burn_in_iters=burn_in_iters),
+    # warns once if, after burn-in, the teacher gives (almost) no
+    # pseudo-labels, with the numbers and what to change
+    dict(type='PseudoLabelHealthHook', min_pseudo_per_img=0.1, window=100),
     dict(
         type='StudentEMAHook',
         ema_type='ForeachExpMomentumEMA',  # ExpMomentumEMA, fused update
