@@ -4,6 +4,8 @@
 # pseudo-labels are the boxes whose class score passes 0.5. Schedule as in
 # ssda_yolov5s_city2foggy.py.
 _base_ = './_base_/datasets/city2foggy_yolo_txt.py'
+# Modules are not config keys (MMEngine drops them).
+import mmssda.utils as mmssda_utils  # noqa: E402
 
 max_iters = 75000
 val_interval = 2500
@@ -18,6 +20,8 @@ last_stage_out_channels = 1024
 strides = [8, 16, 32]
 norm_cfg = dict(type='BN', momentum=0.03, eps=0.001)
 num_classes = _base_.num_classes
+# mmyolo's COCO-pretrained YOLOv8-s.
+load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['yolov8_s']
 
 model = dict(
     detector=dict(

@@ -13,7 +13,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmssda.registry import RUNNERS
-from mmssda.utils import register_all_modules
+from mmssda.utils import (PretrainedWeightsError, prepare_pretrained,
+                          register_all_modules)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -198,9 +199,21 @@ def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
     cfg = merge_args(Config.fromfile(args.config), args)
+    check_pretrained(cfg)
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
     runner.train()
+
+
+def check_pretrained(cfg: Config) -> None:
+    """Fetch a ``load_from`` URL before training, or exit saying where to
+    put the file and how to train from scratch (not when resuming)."""
+    if cfg.get('resume', False):
+        return
+    try:
+        prepare_pretrained(cfg.get('load_from', None))
+    except PretrainedWeightsError as e:
+        raise SystemExit(f'tools/train.py: error: {e}') from e
 
 
 if __name__ == '__main__':

@@ -1,6 +1,8 @@
 # SSDA-YOLO (Zhou et al., CVIU 2023) on mmyolo's YOLOv5-s: the training
 # recipe. The data configs in ./datasets/ add the source and target sets.
 _base_ = 'mmyolo::yolov5/yolov5_s-v61_syncbn_8xb16-300e_coco.py'
+# Functions and modules are not config keys (MMEngine drops them).
+import mmssda.utils as mmssda_utils  # noqa: E402
 
 default_scope = 'mmssda'
 custom_imports = dict(
@@ -8,10 +10,23 @@ custom_imports = dict(
     allow_failed_imports=False)
 
 # ========================Frequently modified parameters======================
+# The size- and class-dependent values (mosaic and affine borders, test
+# resize and letterbox, batch shapes, loss_obj weight (img/640)^2, loss_cls
+# weight num_classes/80, head num_classes) follow these two through
+# mmssda.utils.scale_recipe (called at the end of this file). A child config
+# that changes them ends with `scale_recipe(vars())` (see
+# configs/_base_/datasets/fog_shapes.py); training refuses a config whose
+# values do not follow them (e.g. `--cfg-options img_scale=...`).
 img_scale = (640, 640)  # width, height
+num_classes = 80  # set by the data configs
 source_per_batch = 8  # source pairs per GPU and iteration
 target_per_batch = 8  # target pairs per GPU and iteration
 max_iters = 60000
+# COCO-pretrained YOLOv5-s from mmyolo (student and teacher both start from
+# it; the class-count dependent head layers are re-initialised). Without
+# network tools/train.py says where to put the file; train from scratch on
+# purpose with `--cfg-options load_from=None`.
+load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['yolov5_s']
 val_interval = 2000
 burn_in_iters = 0  # source-only iterations before distillation starts
 base_lr = 0.01
@@ -60,10 +75,8 @@ paired_pre_transform = [
 train_pipeline = [
     *paired_pre_transform,
     dict(
-        type='PairedMosaic',
-        img_scale=img_scale,
-        pad_val=114.0,
-        pre_transform=paired_pre_transform),
+        type='PairedMosaic', pad_val=114.0,
+        pre_transform=paired_pre_transform),  # img_scale: scale_recipe
     dict(
         type='PairedTransform',
         transforms=[
@@ -73,8 +86,7 @@ train_pipeline = [
                 max_shear_degree=0.0,
                 max_translate_ratio=0.1,
                 scaling_ratio_range=(0.5, 1.5),
-                border=(-img_scale[0] // 2, -img_scale[1] // 2),
-                border_val=(114, 114, 114))
+                border_val=(114, 114, 114))  # border: scale_recipe
         ]),
     dict(type='PairedYOLOv5HSVRandomAug'),
     dict(
@@ -163,6 +175,9 @@ custom_hooks = [
         interval=1,
         update_buffers=True,
         burn_in_iters=burn_in_iters),
+    # warns once if, after burn-in, the teacher gives (almost) no
+    # pseudo-labels, with the numbers and what to change
+    dict(type='PseudoLabelHealthHook', min_pseudo_per_img=0.1, window=100),
     dict(
         type='StudentEMAHook',
         ema_type='ForeachExpMomentumEMA',  # ExpMomentumEMA, fused update
@@ -183,3 +198,6 @@ visualizer = dict(
         dict(type='LocalVisBackend'),
         dict(type='TensorboardVisBackend')
     ])
+
+# Every size- and class-dependent value from img_scale and num_classes.
+mmssda_utils.scale_recipe(vars())

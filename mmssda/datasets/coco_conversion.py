@@ -17,8 +17,12 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-CITYSCAPES_DA_CLASSES = ('person', 'rider', 'car', 'truck', 'bus', 'train',
-                         'motorcycle', 'bicycle')
+#: The 8 classes of the City -> Foggy benchmark in SSDA-YOLO's order. The
+#: converter writes the json categories in this order and
+#: configs/_base_/datasets/city2foggy.py reads the same tuple: mmdet numbers
+#: labels in the json's category order, so both must agree.
+CITYSCAPES_DA_CLASSES = ('bus', 'bicycle', 'car', 'motorcycle', 'person',
+                         'rider', 'train', 'truck')
 CITYSCAPES_SPLIT_SIZES = dict(train=2975, val=500)
 _POLYGON_SUFFIX = '_gtFine_polygons.json'
 

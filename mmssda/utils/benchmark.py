@@ -21,31 +21,13 @@ import multiprocessing
 import os
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 
-#: Transforms whose output scale follows the training image size, and the
-#: argument that holds it.
-_SCALE_ARGS = {
-    'PairedMosaic': 'img_scale',
-    'Mosaic': 'img_scale',
-    'YOLOv5KeepRatioResize': 'scale',
-    'LetterResize': 'scale',
-}
-
-
-def _walk(node, fn: Callable[[dict], None]) -> None:
-    """Call ``fn`` on every dict inside ``node`` (lists and dicts)."""
-    if isinstance(node, dict):
-        fn(node)
-        for value in node.values():
-            _walk(value, fn)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _walk(value, fn)
+from .recipe_scaling import scale_recipe
 
 
 def _replace_prefix(node, old: str, new: str):
@@ -66,26 +48,13 @@ def _replace_prefix(node, old: str, new: str):
 
 
 def set_img_size(cfg: Config, img_size: int) -> None:
-    """Retarget every image-size setting of the pipelines to ``img_size``.
+    """Retarget every image-size dependent value to ``img_size``.
 
-    Mosaic cells, resizes and letterboxes get ``(img_size, img_size)``;
-    ``YOLOv5RandomAffine`` gets the border ``-img_size // 2`` (the mosaic
-    recipe: a 2x mosaic cropped back to one cell), as
-    ``configs/_base_/datasets/fog_shapes.py`` does by hand.
+    :func:`mmssda.utils.scale_recipe` with ``img_scale=(img_size,
+    img_size)``: mosaic cells, affine borders, resizes, letterboxes, batch
+    shapes, the top-level ``img_scale`` and the ``loss_obj`` weight.
     """
-    scale = (img_size, img_size)
-
-    def retarget(node: dict) -> None:
-        kind = str(node.get('type', '')).split('.')[-1]
-        if kind in _SCALE_ARGS:
-            node[_SCALE_ARGS[kind]] = scale
-        elif kind == 'YOLOv5RandomAffine':
-            node['border'] = (-img_size // 2, -img_size // 2)
-        if node.get('batch_shapes_cfg'):
-            node['batch_shapes_cfg']['img_size'] = img_size
-
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        _walk(cfg.get(key), retarget)
+    scale_recipe(cfg, img_scale=(img_size, img_size))
 
 
 def set_model_size(cfg: Config,

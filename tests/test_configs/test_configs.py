@@ -51,8 +51,8 @@ def test_config_builds_model_and_engine(path):
     hook_types = [h['type'] for h in cfg.custom_hooks]
     # mmyolo's EMAHook (it would average the whole wrapper) is replaced
     assert hook_types == [
-        'SSDAMeanTeacherHook', 'StudentEMAHook', 'NonFiniteLossHook',
-        'RandomStateHook'
+        'SSDAMeanTeacherHook', 'PseudoLabelHealthHook', 'StudentEMAHook',
+        'NonFiniteLossHook', 'RandomStateHook'
     ]
     assert cfg.train_cfg.type == 'SSDAIterBasedTrainLoop'
     assert cfg.optim_wrapper.type == 'mmssda.NonFiniteSkipOptimWrapper'

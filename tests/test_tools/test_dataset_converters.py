@@ -60,16 +60,17 @@ def test_cityscapes_to_coco(tmp_path, capsys):
     assert 'foggy_cityscapes_val.json: 1 images, 3 boxes' in printed
     assert 'the benchmark has 2975' in printed
     source = json.load(open(osp.join(out, 'cityscapes_train.json')))
+    # SSDA-YOLO's order, the one configs/_base_/datasets/city2foggy.py reads
     assert [c['name'] for c in source['categories']] == [
-        'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
-        'bicycle']
+        'bus', 'bicycle', 'car', 'motorcycle', 'person', 'rider', 'train',
+        'truck']
     assert source['images'][0]['file_name'] == osp.join(
         'aachen', 'aachen_000000_000019_leftImg8bit.png')
     anns = [a for a in source['annotations'] if a['image_id'] == 1]
     # tight pixel bounds, exclusive end: x 2..10 -> [2, 11), clipped at W
     assert [(a['category_id'], a['bbox']) for a in anns] == [
-        (3, [2.0, 3.0, 9.0, 6.0]), (1, [35.0, 20.0, 5.0, 10.0]),
-        (8, [5.0, 5.0, 1.0, 1.0])]
+        (3, [2.0, 3.0, 9.0, 6.0]), (5, [35.0, 20.0, 5.0, 10.0]),
+        (2, [5.0, 5.0, 1.0, 1.0])]
     val = json.load(open(osp.join(out, 'foggy_cityscapes_val.json')))
     assert val['images'][0]['file_name'].endswith('_foggy_beta_0.02.png')
     target = json.load(open(osp.join(out, 'foggy_cityscapes_train.json')))

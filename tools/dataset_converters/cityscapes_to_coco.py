@@ -11,11 +11,14 @@ Writes three COCO json files into ``--out-dir``:
 - ``foggy_cityscapes_val.json``: target val (500 images), boxes; relative
   to ``<foggy-root>/leftImg8bit_foggy/val``.
 
-Classes, in this order: person, rider, car, truck, bus, train, motorcycle,
-bicycle (category ids 1..8). Boxes are the tight bounds of the gtFine
-polygons; see :mod:`mmssda.datasets.coco_conversion` for the exact pixel
-convention. Only one beta is used: mixing the three foggy densities (1500 val
-images) is a common mistake that gives much lower mAP.
+Classes, in SSDA-YOLO's order, which configs/_base_/datasets/city2foggy.py
+reads from the same constant
+(``mmssda.datasets.coco_conversion.CITYSCAPES_DA_CLASSES``): bus, bicycle,
+car, motorcycle, person, rider, train, truck (category ids 1..8). Boxes are
+the tight bounds of the gtFine polygons; see
+:mod:`mmssda.datasets.coco_conversion` for the exact pixel convention. Only
+one beta is used: mixing the three foggy densities (1500 val images) is a
+common mistake that gives much lower mAP.
 
 Example:
     python tools/dataset_converters/cityscapes_to_coco.py \

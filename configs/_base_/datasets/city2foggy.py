@@ -12,20 +12,17 @@
 #       --out-dir data/city2foggy/annotations
 # No fakes yet? tools/misc/make_fake_images.py writes FDA ones.
 _base_ = '../ssda_yolov5_s.py'
+# Modules are not config keys (MMEngine drops them).
+import mmssda.datasets.coco_conversion as coco_conversion  # noqa: E402
+import mmssda.utils as mmssda_utils  # noqa: E402
 
 data_root = 'data/city2foggy/'
-class_name = ('bus', 'bicycle', 'car', 'motorcycle', 'person', 'rider',
-              'train', 'truck')  # SSDA-YOLO's order
+# SSDA-YOLO's order; the converter writes the json categories in this order
+# (mmdet numbers the labels in the json's category order).
+class_name = coco_conversion.CITYSCAPES_DA_CLASSES
 num_classes = len(class_name)
 metainfo = dict(classes=class_name)
 dataset_type = 'YOLOv5CocoDataset'
-
-model = dict(
-    detector=dict(
-        bbox_head=dict(
-            head_module=dict(num_classes=num_classes),
-            loss_cls=dict(loss_weight=0.5 * (num_classes / 80)))))
-
 
 source_train_split = dict(
     type=dataset_type,
@@ -70,3 +67,6 @@ test_dataloader = val_dataloader
 val_evaluator = _base_.val_evaluator
 val_evaluator[0].ann_file = data_root + target_val_ann  # CocoMetric
 test_evaluator = val_evaluator
+
+# Head classes, loss_cls weight and the rest from num_classes/img_scale.
+mmssda_utils.scale_recipe(vars())

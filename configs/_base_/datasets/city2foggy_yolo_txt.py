@@ -12,20 +12,17 @@
 # Target train labels are optional: never trained on; if present they give
 # the logged pseudo-label precision/recall.
 _base_ = '../ssda_yolov5_s.py'
+# Modules are not config keys (MMEngine drops them).
+import mmssda.datasets.coco_conversion as coco_conversion  # noqa: E402
+import mmssda.utils as mmssda_utils  # noqa: E402
 
 data_root = 'data/city2foggy_yolo/'
 source_images = 'CityScapes/yolov5_format/images/'
 target_images = 'CityScapesFoggy/yolov5_format/images/'
-class_name = ('bus', 'bicycle', 'car', 'motorcycle', 'person', 'rider',
-              'train', 'truck')  # SSDA-YOLO's label ids
+# SSDA-YOLO's class order: its label ids (the json converter writes it too)
+class_name = coco_conversion.CITYSCAPES_DA_CLASSES
 num_classes = len(class_name)
 metainfo = dict(classes=class_name)
-
-model = dict(
-    detector=dict(
-        bbox_head=dict(
-            head_module=dict(num_classes=num_classes),
-            loss_cls=dict(loss_weight=0.5 * (num_classes / 80)))))
 
 source_train_split = dict(
     type='YOLOTxtDataset',
@@ -74,3 +71,6 @@ val_dataloader = dict(
         batch_shapes_cfg=_base_.val_dataloader.dataset.batch_shapes_cfg,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
+
+# Head classes, loss_cls weight and the rest from num_classes/img_scale.
+mmssda_utils.scale_recipe(vars())

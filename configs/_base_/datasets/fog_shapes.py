@@ -9,6 +9,8 @@
 #   annotations/*.json          COCO copies of the labels
 # A YOLOv5 sized for CPUs (deepen 0.33, widen 0.25) at 192 px.
 _base_ = '../ssda_yolov5_s.py'
+# Modules are not config keys (MMEngine drops them).
+import mmssda.utils as mmssda_utils  # noqa: E402
 
 data_root = 'data/fog_shapes/'
 class_name = ('box', 'disc', 'triangle')
@@ -17,22 +19,18 @@ metainfo = dict(classes=class_name)
 img_scale = (192, 192)
 deepen_factor = 0.33
 widen_factor = 0.25
+# Trained from scratch (the demo starts the SSDA run from its own burn-in
+# checkpoint); no COCO weights.
+load_from = None
 
 model = dict(
     detector=dict(
         backbone=dict(deepen_factor=deepen_factor, widen_factor=widen_factor),
         neck=dict(deepen_factor=deepen_factor, widen_factor=widen_factor),
-        bbox_head=dict(
-            head_module=dict(
-                num_classes=num_classes, widen_factor=widen_factor),
-            loss_cls=dict(loss_weight=0.5 * (num_classes / 80)),
-            loss_obj=dict(loss_weight=(img_scale[0] / 640)**2))))
+        bbox_head=dict(head_module=dict(widen_factor=widen_factor))))
 
-# The recipe's paired pipeline, at this data set's scale.
+# The recipe's paired pipeline; scale_recipe (below) sets its sizes.
 train_pipeline = _base_.train_pipeline
-train_pipeline[2].img_scale = img_scale  # PairedMosaic
-train_pipeline[3].transforms[0].border = (  # YOLOv5RandomAffine
-    -img_scale[0] // 2, -img_scale[1] // 2)
 
 split = dict(
     type='YOLOTxtDataset',
@@ -61,8 +59,6 @@ train_dataloader = dict(
     dataset=dict(datasets=[source_train_dataset, target_train_dataset]))
 
 test_pipeline = _base_.test_pipeline
-test_pipeline[1].scale = img_scale  # YOLOv5KeepRatioResize
-test_pipeline[2].scale = img_scale  # LetterResize
 target_val_ann = 'annotations/target_val.json'
 val_dataloader = dict(
     batch_size=16,
@@ -80,3 +76,6 @@ test_dataloader = val_dataloader
 val_evaluator = _base_.val_evaluator
 val_evaluator[0].ann_file = data_root + target_val_ann  # CocoMetric
 test_evaluator = val_evaluator
+
+# Every size- and class-dependent value from img_scale and num_classes.
+mmssda_utils.scale_recipe(vars())

@@ -7,6 +7,7 @@ from mmengine.runner.loops import (IterBasedTrainLoop,
 from torch.utils.data import DataLoader
 
 from mmssda.registry import LOOPS
+from mmssda.utils import recipe_mismatches
 
 SAMPLER_SEED_KEY = 'train_sampler_seed'
 
@@ -62,11 +63,80 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
             dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
         super().__init__(runner, dataloader, max_iters, val_begin,
                          val_interval, dynamic_intervals)
+        self._check_batch_composition()
+        self._check_recipe_sizes()
         sampler = self.resumable_sampler
         if sampler is not None and getattr(sampler, 'seed', None) is not None:
             # overwritten by the checkpoint's value when resuming
             self.runner.message_hub.update_info(SAMPLER_SEED_KEY,
                                                 int(sampler.seed))
+
+    def _check_batch_composition(self) -> None:
+        """Refuse batches that would straddle the domains.
+
+        A sampler with ``source_per_batch``/``target_per_batch`` (e.g.
+        :class:`MultiDomainSampler`) yields groups of that many source then
+        target indices; the dataloader cuts its stream every ``batch_size``
+        indices, so any other ``batch_size`` mixes domains silently. For an
+        ``SSDADetector``, YOLOv5's weight-decay scaling
+        (``optim_wrapper.optimizer.batch_size_per_gpu``) must count the same
+        samples.
+        """
+        sampler = getattr(self.dataloader, 'sampler', None)
+        per_batch = (getattr(sampler, 'source_per_batch', None),
+                     getattr(sampler, 'target_per_batch', None))
+        if None in per_batch:
+            return
+        total = sum(per_batch)
+        batch_size = getattr(self.dataloader, 'batch_size', None)
+        if batch_size != total:
+            raise ValueError(
+                f'train_dataloader.batch_size={batch_size} must equal '
+                'train_dataloader.sampler.source_per_batch '
+                f'({per_batch[0]}) + train_dataloader.sampler.'
+                f'target_per_batch ({per_batch[1]}) = {total}, or batches '
+                'mix source and target samples. When overriding one of '
+                'them (e.g. with --cfg-options), set all three (and '
+                'optim_wrapper.optimizer.batch_size_per_gpu).')
+        cfg = self._ssda_recipe_cfg()
+        if cfg is None:
+            return
+        optimizer = cfg.get('optim_wrapper', {}).get('optimizer', {})
+        per_gpu = optimizer.get('batch_size_per_gpu')
+        if per_gpu is not None and per_gpu != total:
+            raise ValueError(
+                f'optim_wrapper.optimizer.batch_size_per_gpu={per_gpu} must '
+                f'equal train_dataloader.batch_size ({total} = '
+                'source_per_batch + target_per_batch): it scales the '
+                'weight decay by the samples per step.')
+
+    def _ssda_recipe_cfg(self):
+        """The runner's config if it trains an ``SSDADetector`` (the
+        recipe's couplings apply), else None."""
+        cfg = getattr(self.runner, 'cfg', None)
+        model = cfg.get('model', None) if cfg is not None else None
+        if not isinstance(model, dict) or \
+                str(model.get('type', '')).split('.')[-1] != 'SSDADetector':
+            return None
+        return cfg
+
+    def _check_recipe_sizes(self) -> None:
+        """Refuse a teacher-student config whose size- and class-dependent
+        values do not follow its ``img_scale``/``num_classes`` (see
+        :func:`mmssda.utils.scale_recipe`), e.g. after ``--cfg-options
+        img_scale=...``, which cannot re-derive them."""
+        cfg = self._ssda_recipe_cfg()
+        if cfg is None or 'img_scale' not in cfg or 'num_classes' not in cfg:
+            return
+        stale = recipe_mismatches(cfg)
+        if stale:
+            raise ValueError(
+                f'The config sets img_scale={tuple(cfg.img_scale)} and '
+                f'num_classes={cfg.num_classes}, but these values do not '
+                'follow them:\n  ' + '\n  '.join(stale) + '\nSet '
+                'img_scale/num_classes in a config file that ends with '
+                '`scale_recipe(vars())` (mmssda.utils), not with '
+                '--cfg-options, which changes only the top-level key.')
 
     @property
     def resumable_sampler(self):

@@ -158,12 +158,16 @@ def tiny_ssda_cfg(root, name, score_thr, burn_in_iters, max_iters):
     cfg.default_hooks.checkpoint = dict(
         type='CheckpointHook', by_epoch=False, interval=1000,
         save_last=False)
+    # the recipe's own health hook, with a window that fits the tiny run
+    health_hooks = [
+        hook for hook in cfg.custom_hooks
+        if hook.type == 'PseudoLabelHealthHook'
+    ]
+    assert len(health_hooks) == 1
+    health_hooks[0].window = 2
     for hook in cfg.custom_hooks:
         if hook.type == 'SSDAMeanTeacherHook':
             hook.burn_in_iters = burn_in_iters
-    cfg.custom_hooks.append(
-        dict(type='PseudoLabelHealthHook', min_pseudo_per_img=0.1,
-             window=2))
     return cfg
 
 
