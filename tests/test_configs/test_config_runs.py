@@ -12,16 +12,22 @@ data: the fixture's json categories in json order (COCO), the VOC classes,
 or the names of the original's data yaml (YOLO txt), and so must the
 checkpoint's ``dataset_meta``.
 """
+import copy
 import glob
 import json
+import os
 import os.path as osp
 import re
 
 import pytest
+import torch
 import yaml
 from mmdet.datasets import VOCDataset
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
+from mmssda.registry import MODELS
+from mmssda.utils.pretrained import is_url
 from tests.fixtures import city2foggy_yolo_txt
 from tests.training_helpers import (REPO, TRAIN, load_checkpoint,
                                     make_fog_shapes, run_python)
@@ -51,15 +57,18 @@ def loader_options(name):
     ]
 
 
+#: The model shrunk (narrow) through keys a user could set.
+SHRINK = {
+    f'model.detector.{part}.widen_factor': WIDEN
+    for part in ('backbone', 'neck', 'bbox_head.head_module')
+}
 #: What tools/test.py needs to rebuild the shrunk model and read the data
 #: in the main process. Every box is kept (score_thr 0): an untrained model
 #: scores under the default 0.001, and the COCO metric (and its per-class
 #: table) needs detections.
 MODEL_OPTIONS = [
-    f'model.detector.{part}.widen_factor={WIDEN}'
-    for part in ('backbone', 'neck', 'bbox_head.head_module')
-] + [
-    'model.detector.test_cfg.score_thr=0.0', 'load_from=None',
+    *(f'{key}={value}' for key, value in SHRINK.items()),
+    'model.detector.test_cfg.score_thr=0.0',
     *loader_options('test_dataloader'), 'test_dataloader.batch_size=2'
 ]
 TRAIN_OPTIONS = [
@@ -169,18 +178,53 @@ def run_tool(script, config, *args, cwd, env_extra=None, timeout=600):
                       env_extra=env_extra, timeout=timeout)
 
 
+def put_pretrained_in_hub(cfg, torch_home):
+    """For a config whose ``load_from`` is a URL (its default pretrained
+    weights), write a plain detector checkpoint of the shrunk model where
+    tools/train.py's error message says to put the download: torch hub's
+    checkpoint folder, under the URL's file name. Return the URL and the
+    weights, or None."""
+    url = cfg.get('load_from')
+    if not is_url(url):
+        return None
+    cfg = copy.deepcopy(cfg)
+    cfg.merge_from_dict(SHRINK)
+    torch.manual_seed(123)  # not the run's own initialisation (seed 0)
+    with DefaultScope.overwrite_default_scope('mmssda'):
+        weights = MODELS.build(cfg.model).student.state_dict()
+    path = osp.join(torch_home, 'hub', 'checkpoints', osp.basename(url))
+    os.makedirs(osp.dirname(path))
+    torch.save(dict(state_dict=weights), path)
+    return url, weights
+
+
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_trains_validates_and_tests(config, tmp_path):
     config = osp.join(REPO, config)
-    data_root = Config.fromfile(config).data_root
-    assert data_root in FIXTURES, f'no fixture for {data_root}'
-    classes = FIXTURES[data_root](str(tmp_path))
+    cfg = Config.fromfile(config)
+    assert cfg.data_root in FIXTURES, f'no fixture for {cfg.data_root}'
+    classes = FIXTURES[cfg.data_root](str(tmp_path))
+    torch_home = str(tmp_path / 'torch')
+    pretrained = put_pretrained_in_hub(cfg, torch_home)
     work_dir = str(tmp_path / 'work')
 
     log = run_tool(TRAIN, config, '--work-dir', work_dir, '--cfg-options',
-                   *TRAIN_OPTIONS, cwd=tmp_path)
+                   *TRAIN_OPTIONS, cwd=tmp_path,
+                   env_extra=dict(TORCH_HOME=torch_home))
     assert f'Iter(train) [{MAX_ITERS}/{MAX_ITERS}]' in log
-    assert osp.isfile(osp.join(work_dir, f'iter_{MAX_ITERS}.pth'))
+    checkpoint = osp.join(work_dir, f'iter_{MAX_ITERS}.pth')
+    assert osp.isfile(checkpoint)
+    if pretrained is not None:
+        # started from the default weights: after 2 warmup iterations the
+        # teacher (0.99 EMA of the student) still holds their convolutions
+        url, weights = pretrained
+        assert f'Load checkpoint from {url}' in log
+        state = load_checkpoint(checkpoint)['state_dict']
+        convs = [k for k in weights if k.endswith('conv.weight')]
+        assert convs
+        for key in convs:
+            assert torch.allclose(
+                state[f'teacher.{key}'], weights[key], atol=1e-3), key
     # the validation scored both models and picked the best student
     val = logged_metrics(work_dir)[MAX_ITERS]
     for model in ('teacher', 'student'):
@@ -203,50 +247,3 @@ def test_config_trains_validates_and_tests(config, tmp_path):
         assert f'{model}/pascal_voc/mAP:' in metrics.group(0)
     voc, coco = per_class_tables(log)
     assert voc == [classes] * 2 and coco == [classes] * 2, (voc, coco)
-
-
-def test_default_pretrained_weights_load_from_the_hub_folder(tmp_path):
-    """The YOLOv8 config's default ``load_from`` (mmyolo's COCO YOLOv8-s)
-    is read from torch hub's checkpoint folder under the URL's file name:
-    with the file put there, tools/train.py starts the student and the
-    teacher from it, without network."""
-    import torch
-    from mmengine.registry import DefaultScope
-
-    from mmssda.registry import MODELS
-    from mmssda.utils import MMYOLO_COCO_CHECKPOINTS
-    config = osp.join(REPO, 'configs', 'ssda_yolov8s_city2foggy.py')
-    url = Config.fromfile(config).load_from
-    assert url == MMYOLO_COCO_CHECKPOINTS['yolov8_s']
-    city2foggy_yolo(str(tmp_path))
-
-    # a plain YOLOv8 checkpoint of the shrunk model, where the error message
-    # of tools/train.py says to put it ($TORCH_HOME/hub/checkpoints/<name>)
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict({
-        f'model.detector.{part}.widen_factor': WIDEN
-        for part in ('backbone', 'neck', 'bbox_head.head_module')
-    })
-    torch.manual_seed(123)  # not the run's own initialisation (seed 0)
-    with DefaultScope.overwrite_default_scope('mmssda'):
-        detector = MODELS.build(cfg.model).student
-    weights = detector.state_dict()
-    hub_file = tmp_path / 'torch' / 'hub' / 'checkpoints' / osp.basename(url)
-    hub_file.parent.mkdir(parents=True)
-    torch.save(dict(state_dict=weights), hub_file)
-
-    work_dir = str(tmp_path / 'work')
-    options = [o for o in TRAIN_OPTIONS if o != 'load_from=None']
-    log = run_tool(TRAIN, config, '--work-dir', work_dir, '--cfg-options',
-                   *options, cwd=tmp_path,
-                   env_extra=dict(TORCH_HOME=str(tmp_path / 'torch')))
-    assert f'Load checkpoint from {url}' in log
-    # after 2 warmup iterations the teacher (0.99 EMA of the student) still
-    # holds the loaded convolution weights
-    state = load_checkpoint(osp.join(work_dir,
-                                     f'iter_{MAX_ITERS}.pth'))['state_dict']
-    convs = [k for k, v in weights.items() if k.endswith('conv.weight')]
-    assert convs
-    for key in convs:
-        assert torch.allclose(state[f'teacher.{key}'], weights[key],
-                              atol=1e-3), key
