@@ -11,5 +11,6 @@ default_hooks = dict(
     param_scheduler=dict(warmup_iters=1116),
     checkpoint=dict(interval=val_interval))
 
-# Start from COCO-pretrained YOLOv5-s (both student and teacher load it):
-# load_from = 'https://download.openmmlab.com/mmyolo/v0/yolov5/yolov5_s-v61_syncbn_fast_8xb16-300e_coco/yolov5_s-v61_syncbn_fast_8xb16-300e_coco_20220918_084700-86e02187.pth'  # noqa
+# Starts from mmyolo's COCO-pretrained YOLOv5-s (the recipe's load_from,
+# loaded into student and teacher); `--cfg-options load_from=None` trains
+# from scratch.
