@@ -21,7 +21,8 @@
 #   2. setuptools with pkg_resources (mmengine 0.10.7 and the mmcv sdist need it).
 #   3. mmcv with compiled ops: reuse a wheel from PIP_FIND_LINKS, ../shared/wheels
 #      or the cache if it imports against this torch; otherwise build one from
-#      the PyPI sdist (about 20-25 minutes on 2 cores) and cache it.
+#      the PyPI sdist (about 35 CPU-minutes: 18 minutes on 2 idle cores) and
+#      cache it.
 #   4. mmengine, mmdet, mmyolo, albumentations, pycocotools, then mmssda.
 set -euo pipefail
 
@@ -121,7 +122,7 @@ else
         done
     done
     if [ "$found" = 0 ]; then
-        log "no usable mmcv $MMCV_VERSION wheel: building it from source (20-25 min on 2 cores)"
+        log "no usable mmcv $MMCV_VERSION wheel: building it from source (about 35 CPU-minutes: 18 min on 2 idle cores)"
         build=$(mktemp -d)
         pip_install -c "$CONSTRAINTS" ninja "$(req setuptools)" wheel \
             "$(req mmengine)"
