@@ -97,6 +97,9 @@ class ImageCache:
             os.makedirs(self.cache_dir, exist_ok=True)
         # bytes the data sets checked so far in this process need
         self._needed: Dict[int, int] = {}
+        # entries read before in this process: .npy layout and meta, so a
+        # hit is one read into a fresh array
+        self._known: Dict[str, dict] = {}
 
     # ------------------------------------------------------------- shapes
     def cached_shape(self, height: int, width: int) -> Tuple[int, int, float]:
@@ -186,13 +189,26 @@ class ImageCache:
     def _get(self, path: str, extra: str, build: Callable):
         """Read the entry of ``path`` or build and store it."""
         folder, name = self._entry_name(path, extra)
-        npy, meta_file = osp.join(folder, name + '.npy'), \
-            osp.join(folder, name + '.json')
+        npy = osp.join(folder, name + '.npy')
+        known = self._known.get(npy)
+        if known is not None:
+            img = _read_raw(npy, known)
+            if img is not None:
+                return img, known['ori_shape'], known['ratio']
         try:
-            img = np.load(npy, allow_pickle=False)
-            with open(meta_file) as f:
+            stored = np.load(npy, mmap_mode='r', allow_pickle=False)
+            with open(osp.join(folder, name + '.json')) as f:
                 meta = json.load(f)
-            return img, tuple(meta['ori_shape']), meta['ratio']
+            known = dict(
+                shape=stored.shape,
+                dtype=stored.dtype,
+                offset=stored.offset,
+                ori_shape=tuple(meta['ori_shape']),
+                ratio=meta['ratio'])
+            img = np.array(stored)
+            del stored
+            self._known[npy] = known
+            return img, known['ori_shape'], known['ratio']
         except (FileNotFoundError, ValueError, KeyError, OSError):
             pass
         built = build()
@@ -314,6 +330,20 @@ class ImageCache:
 
 def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _read_raw(npy: str, known: dict) -> Optional[np.ndarray]:
+    """The array of a known ``.npy`` entry (None if it is gone)."""
+    img = np.empty(known['shape'], known['dtype'])
+    view = memoryview(img).cast('B')
+    try:
+        with open(npy, 'rb', buffering=0) as f:
+            f.seek(known['offset'])
+            if f.readinto(view) != len(view):
+                return None
+    except FileNotFoundError:
+        return None
+    return img
 
 
 def _scandir(path: str):
