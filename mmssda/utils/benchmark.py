@@ -21,7 +21,7 @@ import multiprocessing
 import os
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -30,6 +30,7 @@ from mmengine.hooks import Hook
 #: Transforms whose output scale follows the training image size, and the
 #: argument that holds it.
 _SCALE_ARGS = {
+    'LoadPairedImageFromFile': 'cache_scale',
     'PairedMosaic': 'img_scale',
     'Mosaic': 'img_scale',
     'YOLOv5KeepRatioResize': 'scale',
@@ -86,6 +87,23 @@ def set_img_size(cfg: Config, img_size: int) -> None:
 
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         _walk(cfg.get(key), retarget)
+
+
+def set_image_cache(cfg: Config,
+                    mode: Optional[str],
+                    cache_dir: Optional[str] = None) -> None:
+    """Set ``cache`` (and ``cache_dir``) of every ``LoadPairedImageFromFile``
+    of the training data (its ``cache_scale`` follows :func:`set_img_size`).
+    """
+
+    def switch(node: dict) -> None:
+        if str(node.get('type', '')).split('.')[-1] == \
+                'LoadPairedImageFromFile':
+            node['cache'] = mode
+            if cache_dir is not None:
+                node['cache_dir'] = cache_dir
+
+    _walk(cfg.get('train_dataloader'), switch)
 
 
 def set_model_size(cfg: Config,
@@ -299,14 +317,26 @@ def first_batch(runner) -> dict:
     Returns:
         dict: The collated batch, as the train loop gets it.
     """
-    loader = runner.train_dataloader
-    batch_size = loader.batch_size
-    indices = []
-    for index in loader.sampler:
-        indices.append(index)
-        if len(indices) == batch_size:
-            break
-    return loader.collate_fn([loader.dataset[i] for i in indices])
+    return load_batch(runner.train_dataloader)
+
+
+def load_batch(loader, indices: Optional[Iterator[int]] = None) -> dict:
+    """One batch of a dataloader, loaded and collated in this process.
+
+    Args:
+        loader (DataLoader): Its sampler, dataset and ``collate_fn`` are
+            used; its workers are not.
+        indices (Iterator[int], optional): Sample indices to draw from
+            (e.g. ``iter(loader.sampler)``, kept across calls). Defaults
+            to a fresh iterator of the sampler: its first batch.
+
+    Returns:
+        dict: The collated batch, as the train loop gets it.
+    """
+    if indices is None:
+        indices = iter(loader.sampler)
+    batch = [next(indices) for _ in range(loader.batch_size)]
+    return loader.collate_fn([loader.dataset[i] for i in batch])
 
 
 def time_data_pipeline(runner, batches: int = 3) -> List[float]:

@@ -84,6 +84,9 @@ def parse_args(argv=None):
                         help='also time the SSDA floor in the other memory '
                         'format (channels_last <-> contiguous, see '
                         'model.channels_last)')
+    parser.add_argument('--image-cache', choices=['ram', 'disk'],
+                        help='cache of LoadPairedImageFromFile (images '
+                        'decoded once, kept at --img-size)')
     parser.add_argument('--no-source-only', action='store_true')
     parser.add_argument('--no-val', action='store_true')
     parser.add_argument('--val-repeats', type=int, default=2)
@@ -259,6 +262,10 @@ def run(args) -> dict:
         deepen_factor=args.deepen,
         widen_factor=args.widen,
         cfg_options=args.cfg_options)
+    if args.image_cache:
+        bm.set_image_cache(base, args.image_cache,
+                           osp.join(args.work_dir, 'image_cache')
+                           if args.image_cache == 'disk' else None)
     variants = [('ssda', base, not args.no_val)]
     if args.fused:
         fused = bm.fused_config(base)
@@ -283,6 +290,7 @@ def run(args) -> dict:
         iters=args.iters,
         warmup=args.warmup,
         num_workers=args.num_workers,
+        image_cache=args.image_cache,
         deepen=args.deepen,
         widen=args.widen,
         torch_threads=torch.get_num_threads(),

@@ -1,0 +1,231 @@
+"""Seconds per SSDA iteration: mmssda next to the original SSDA-YOLO code,
+interleaved in one run on the same data.
+
+Each round runs, one after the other, each in a fresh process:
+
+- mmssda: ``benchmark_train.py`` on ``--config`` (the SSDA variant only,
+  no validation), ``--warmup`` + ``--iters`` iterations; its median
+  seconds per iteration, its floor (``model.loss`` + ``backward`` on a
+  batch in memory) and the main process's peak RSS;
+- the original: ``ssda_yolov5_train.py --weights '' --cfg
+  models/yolov5s.yaml --img-size S S --batch-size B --workers W --device
+  cpu --epochs 1 --notest --nosave --consistency_loss`` (plus
+  ``--extra-original-args``) in its own Python, timed by
+  ``time_original_ssda_yolo.py`` over the same iterations; its median
+  seconds per iteration and the main process's peak RSS over them.
+
+Both train YOLOv5-s (deepen 0.33, widen 0.5) at ``--img-size`` on
+``--source-per-batch`` + as many target pairs per iteration with
+``--num-workers`` dataloader workers, on one generated fog_shapes data set
+(the original's layout: ``{source,target}/{images,labels}``,
+``*_fake/images``; its data yaml is written beside it). The report gives
+the medians over rounds and the ratio mmssda / original of each round.
+
+Example (the figures of docs/performance.md)::
+
+    python tools/analysis_tools/benchmark_vs_original.py \\
+        --original /work/orig/SSDA-YOLO \\
+        --original-python /work/orig/venv/bin/python --rounds 3 \\
+        --out work_dirs/benchmark_vs_original.json
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOLS = osp.join(REPO, 'tools', 'analysis_tools')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config',
+                        default=osp.join(REPO, 'configs',
+                                         'ssda_yolov5n_fog_shapes.py'))
+    parser.add_argument('--original', required=True,
+                        help='checkout of the original SSDA-YOLO')
+    parser.add_argument('--original-python', required=True,
+                        help="the original's Python (its own venv)")
+    parser.add_argument('--img-size', type=int, default=256)
+    parser.add_argument('--source-per-batch', type=int, default=8)
+    parser.add_argument('--num-workers', type=int, default=2)
+    parser.add_argument('--iters', type=int, default=30)
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch threads of OUR main process '
+                        '(default: torch\'s choice, as the original)')
+    parser.add_argument('--work-dir', default='work_dirs/benchmark_vs_orig')
+    parser.add_argument('--extra-ours-args', nargs='*', default=[],
+                        help='more benchmark_train.py arguments, e.g. '
+                        '--cfg-options model.channels_last=False')
+    parser.add_argument('--extra-original-args', nargs='*', default=[])
+    parser.add_argument('--out', help='write the results as JSON here')
+    return parser.parse_args(argv)
+
+
+def prepare_data(args) -> str:
+    """fog_shapes at --img-size with enough images for one epoch of the
+    original (it stops at the epoch's end), and the original's data yaml.
+    """
+    num = (args.warmup + args.iters + 2) * args.source_per_batch
+    root = osp.abspath(
+        osp.join(args.work_dir, f'fog_shapes_{args.img_size}_{num}'))
+    if not osp.isfile(osp.join(root, 'meta.json')):
+        sys.path.insert(0, REPO)
+        from mmssda.datasets import generate_fog_shapes
+        print(f'Generating fog_shapes ({args.img_size} px, {num} images per '
+              f'domain) in {root}', flush=True)
+        generate_fog_shapes(
+            root,
+            seed=0,
+            num_source=num,
+            num_target=num,
+            num_val=16,
+            img_size=args.img_size)
+    with open(osp.join(root, 'original_data.yaml'), 'w') as f:
+        f.write(f'path: {root}\n'
+                'train_source_real: [source/images]\n'
+                'train_source_fake: [source_fake/images]\n'
+                'train_target_real: [target/images]\n'
+                'train_target_fake: [target_fake/images]\n'
+                'test_target_real: [target_val/images]\n'
+                'nc: 3\n'
+                "names: ['box', 'disc', 'triangle']\n")
+    return root
+
+
+def run(cmd, env=None, cwd=None) -> None:
+    print('$ ' + ' '.join(cmd), flush=True)
+    proc = subprocess.run(
+        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{cmd[1]} failed:\n{proc.stdout[-4000:]}'
+                           f'\n{proc.stderr[-4000:]}')
+
+
+def time_ours(args, data_root: str, tmp: str) -> dict:
+    out = osp.join(tmp, 'ours.json')
+    cmd = [
+        sys.executable,
+        osp.join(TOOLS, 'benchmark_train.py'), args.config, '--data-root',
+        data_root, '--img-size',
+        str(args.img_size), '--deepen', '0.33', '--widen', '0.5',
+        '--source-per-batch',
+        str(args.source_per_batch), '--target-per-batch',
+        str(args.source_per_batch), '--iters',
+        str(args.iters), '--warmup',
+        str(args.warmup), '--num-workers',
+        str(args.num_workers), '--no-val', '--no-source-only', '--work-dir',
+        osp.join(args.work_dir, 'ours'), '--out', out
+    ] + (['--threads', str(args.threads)] if args.threads else []) + \
+        list(args.extra_ours_args)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    run(cmd, env=env, cwd=REPO)
+    with open(out) as f:
+        r = json.load(f)['results']['ssda']
+    return dict(
+        s_per_iter=r['iter_s']['median'],
+        cpu_s_per_iter=r['iter_cpu_s']['median'],
+        floor_s=r['floor_s']['median'],
+        iter_over_floor=r['ratio_iter_over_floor'],
+        peak_rss_main_mb=r['peak_rss_mb']['main'],
+        iter_times=r['iter_times'])
+
+
+def time_original(args, data_root: str, tmp: str) -> dict:
+    out = osp.join(tmp, 'original.json')
+    train_args = [
+        '--weights', '', '--cfg', 'models/yolov5s.yaml', '--data',
+        osp.join(data_root, 'original_data.yaml'), '--img-size',
+        str(args.img_size),
+        str(args.img_size), '--batch-size',
+        str(args.source_per_batch), '--workers',
+        str(args.num_workers), '--device', 'cpu', '--epochs', '1',
+        '--notest', '--nosave', '--consistency_loss', '--project',
+        osp.join(tmp, 'original_runs')
+    ] + list(args.extra_original_args)
+    cmd = [
+        args.original_python,
+        osp.join(TOOLS, 'time_original_ssda_yolo.py'), '--repo',
+        args.original, '--out', out, 'train', '--iters',
+        str(args.iters), '--warmup',
+        str(args.warmup), '--'
+    ] + train_args
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    env['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
+    env['WANDB_MODE'] = 'disabled'
+    run(cmd, env=env)
+    with open(out) as f:
+        r = json.load(f)
+    r['command'] = 'python ssda_yolov5_train.py ' + ' '.join(
+        repr(a) if a == '' else a for a in train_args)
+    return r
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    data_root = prepare_data(args)
+    rounds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            print(f'[round {r + 1}/{args.rounds}] mmssda ...', flush=True)
+            ours = time_ours(args, data_root, tmp)
+            print(f'[round {r + 1}/{args.rounds}] original ...', flush=True)
+            original = time_original(args, data_root, tmp)
+            rounds.append(
+                dict(
+                    ours=ours,
+                    original=original,
+                    ratio=ours['s_per_iter'] / original['s_per_iter']))
+            print(f"  mmssda {ours['s_per_iter']:.3f} s/iter, original "
+                  f"{original['s_per_iter']:.3f} s/iter, ratio "
+                  f"{rounds[-1]['ratio']:.3f}", flush=True)
+
+    def med(side, key):
+        return statistics.median(r[side][key] for r in rounds)
+
+    summary = dict(
+        ours_s_per_iter=med('ours', 's_per_iter'),
+        ours_floor_s=med('ours', 'floor_s'),
+        ours_iter_over_floor=med('ours', 'iter_over_floor'),
+        ours_peak_rss_main_mb=med('ours', 'peak_rss_main_mb'),
+        original_s_per_iter=med('original', 's_per_iter'),
+        original_peak_rss_main_mb=med('original', 'peak_rss_main_mb'),
+        ratio_median=statistics.median(r['ratio'] for r in rounds),
+        ratios=[r['ratio'] for r in rounds])
+    print()
+    print(f'YOLOv5-s | {args.img_size} px | {args.source_per_batch}+'
+          f'{args.source_per_batch} pairs | {args.num_workers} workers | '
+          f'{args.warmup} + {args.iters} iterations | '
+          f'{args.rounds} interleaved rounds (medians)')
+    print(f"{'':<10}{'s/iter':>9}{'floor s':>9}{'iter/floor':>11}"
+          f"{'peak RSS main':>15}")
+    print(f"{'mmssda':<10}{summary['ours_s_per_iter']:>9.3f}"
+          f"{summary['ours_floor_s']:>9.3f}"
+          f"{summary['ours_iter_over_floor']:>11.3f}"
+          f"{summary['ours_peak_rss_main_mb']:>13.0f} M")
+    print(f"{'original':<10}{summary['original_s_per_iter']:>9.3f}"
+          f"{'-':>9}{'-':>11}"
+          f"{summary['original_peak_rss_main_mb']:>13.0f} M")
+    print(f"mmssda / original: {summary['ratio_median']:.3f} (rounds: " +
+          ', '.join(f'{x:.3f}' for x in summary['ratios']) + ')')
+    print(f"original: {rounds[0]['original']['command']}")
+    out = dict(
+        meta=dict(vars(args), data_root=data_root),
+        summary=summary,
+        rounds=rounds)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(out, f, indent=2)
+        print(f'written {args.out}')
+    return out
+
+
+if __name__ == '__main__':
+    main()
