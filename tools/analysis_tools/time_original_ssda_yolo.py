@@ -166,7 +166,7 @@ def time_train(args):
     def finish(final):
         wall = [b[0] - a[0] for a, b in zip(stamps, stamps[1:])]
         cpu = [b[1] - a[1] for a, b in zip(stamps, stamps[1:])]
-        if len(wall) <= args.warmup:
+        if len(wall) < needed:
             raise RuntimeError(
                 f'only {len(wall)} iterations in the epoch; the data set '
                 f'needs at least {needed} batches')
