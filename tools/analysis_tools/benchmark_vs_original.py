@@ -51,6 +51,12 @@ def parse_args(argv=None):
     parser.add_argument('--original-python', required=True,
                         help="the original's Python (its own venv)")
     parser.add_argument('--img-size', type=int, default=256)
+    parser.add_argument('--deepen', type=float, default=0.33,
+                        help='our YOLO deepen_factor (YOLOv5-s: 0.33)')
+    parser.add_argument('--widen', type=float, default=0.5,
+                        help='our YOLO widen_factor (YOLOv5-s: 0.5)')
+    parser.add_argument('--original-cfg', default='models/yolov5s.yaml',
+                        help="the original's model yaml")
     parser.add_argument('--source-per-batch', type=int, default=8)
     parser.add_argument('--num-workers', type=int, default=2)
     parser.add_argument('--iters', type=int, default=30)
@@ -61,8 +67,12 @@ def parse_args(argv=None):
                         '(default: torch\'s choice, as the original)')
     parser.add_argument('--work-dir', default='work_dirs/benchmark_vs_orig')
     parser.add_argument('--extra-ours-args', nargs='*', default=[],
-                        help='more benchmark_train.py arguments, e.g. '
-                        '--cfg-options model.channels_last=False')
+                        help='more benchmark_train.py arguments')
+    parser.add_argument(
+        '--ours-variants', nargs='+', default=['mmssda'],
+        help='mmssda runs per round, each NAME or NAME:KEY=VALUE,... '
+        '(config overrides), e.g. mmssda '
+        'contiguous:model.channels_last=False')
     parser.add_argument('--extra-original-args', nargs='*', default=[])
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args(argv)
@@ -108,13 +118,21 @@ def run(cmd, env=None, cwd=None) -> None:
                            f'\n{proc.stderr[-4000:]}')
 
 
-def time_ours(args, data_root: str, tmp: str) -> dict:
+def parse_variant(spec: str):
+    """``NAME:KEY=VALUE,...`` -> (name, ['KEY=VALUE', ...])."""
+    name, _, options = spec.partition(':')
+    return name, [o for o in options.split(',') if o]
+
+
+def time_ours(args, data_root: str, tmp: str, options=()) -> dict:
     out = osp.join(tmp, 'ours.json')
     cmd = [
         sys.executable,
         osp.join(TOOLS, 'benchmark_train.py'), args.config, '--data-root',
         data_root, '--img-size',
-        str(args.img_size), '--deepen', '0.33', '--widen', '0.5',
+        str(args.img_size), '--deepen',
+        str(args.deepen), '--widen',
+        str(args.widen),
         '--source-per-batch',
         str(args.source_per_batch), '--target-per-batch',
         str(args.source_per_batch), '--iters',
@@ -123,7 +141,8 @@ def time_ours(args, data_root: str, tmp: str) -> dict:
         str(args.num_workers), '--no-val', '--no-source-only', '--work-dir',
         osp.join(args.work_dir, 'ours'), '--out', out
     ] + (['--threads', str(args.threads)] if args.threads else []) + \
-        list(args.extra_ours_args)
+        list(args.extra_ours_args) + \
+        (['--cfg-options', *options] if options else [])
     env = dict(os.environ, PYTHONPATH=REPO)
     run(cmd, env=env, cwd=REPO)
     with open(out) as f:
@@ -140,7 +159,7 @@ def time_ours(args, data_root: str, tmp: str) -> dict:
 def time_original(args, data_root: str, tmp: str) -> dict:
     out = osp.join(tmp, 'original.json')
     train_args = [
-        '--weights', '', '--cfg', 'models/yolov5s.yaml', '--data',
+        '--weights', '', '--cfg', args.original_cfg, '--data',
         osp.join(data_root, 'original_data.yaml'), '--img-size',
         str(args.img_size),
         str(args.img_size), '--batch-size',
@@ -170,57 +189,73 @@ def time_original(args, data_root: str, tmp: str) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     data_root = prepare_data(args)
+    variants = [parse_variant(v) for v in args.ours_variants]
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            print(f'[round {r + 1}/{args.rounds}] mmssda ...', flush=True)
-            ours = time_ours(args, data_root, tmp)
+            result = dict(ours={})
+            for name, options in variants:
+                print(f'[round {r + 1}/{args.rounds}] {name} ...',
+                      flush=True)
+                result['ours'][name] = time_ours(args, data_root, tmp,
+                                                 options)
             print(f'[round {r + 1}/{args.rounds}] original ...', flush=True)
-            original = time_original(args, data_root, tmp)
-            rounds.append(
-                dict(
-                    ours=ours,
-                    original=original,
-                    ratio=ours['s_per_iter'] / original['s_per_iter']))
-            print(f"  mmssda {ours['s_per_iter']:.3f} s/iter, original "
-                  f"{original['s_per_iter']:.3f} s/iter, ratio "
-                  f"{rounds[-1]['ratio']:.3f}", flush=True)
+            result['original'] = time_original(args, data_root, tmp)
+            orig = result['original']['s_per_iter']
+            result['ratio'] = {
+                name: x['s_per_iter'] / orig
+                for name, x in result['ours'].items()
+            }
+            rounds.append(result)
+            print('  ' + ', '.join(
+                f"{name} {x['s_per_iter']:.3f}"
+                for name, x in result['ours'].items()) +
+                  f' s/iter; original {orig:.3f} s/iter', flush=True)
 
-    def med(side, key):
-        return statistics.median(r[side][key] for r in rounds)
+    def med(values):
+        return statistics.median(values)
 
-    summary = dict(
-        ours_s_per_iter=med('ours', 's_per_iter'),
-        ours_floor_s=med('ours', 'floor_s'),
-        ours_iter_over_floor=med('ours', 'iter_over_floor'),
-        ours_peak_rss_main_mb=med('ours', 'peak_rss_main_mb'),
-        ours_cpu_s_per_iter=med('ours', 'cpu_s_per_iter'),
-        original_s_per_iter=med('original', 's_per_iter'),
-        original_cpu_s_per_iter=med('original', 'cpu_s_per_iter'),
-        original_peak_rss_main_mb=med('original', 'peak_rss_main_mb'),
-        ratio_median=statistics.median(r['ratio'] for r in rounds),
-        ratios=[r['ratio'] for r in rounds])
+    summary = dict(original=dict(
+        s_per_iter=med(r['original']['s_per_iter'] for r in rounds),
+        cpu_s_per_iter=med(r['original']['cpu_s_per_iter'] for r in rounds),
+        peak_rss_main_mb=med(r['original']['peak_rss_main_mb']
+                             for r in rounds)))
+    for name, _ in variants:
+        summary[name] = {
+            key: med(r['ours'][name][key] for r in rounds)
+            for key in ('s_per_iter', 'cpu_s_per_iter', 'floor_s',
+                        'iter_over_floor', 'peak_rss_main_mb')
+        }
+        summary[name]['ratios'] = [r['ratio'][name] for r in rounds]
+        summary[name]['ratio_median'] = med(summary[name]['ratios'])
     print()
     print(f'YOLOv5-s | {args.img_size} px | {args.source_per_batch}+'
           f'{args.source_per_batch} pairs | {args.num_workers} workers | '
           f'{args.warmup} + {args.iters} iterations | '
           f'{args.rounds} interleaved rounds (medians)')
-    print(f"{'':<10}{'s/iter':>9}{'CPU s/it':>9}{'floor s':>9}"
-          f"{'iter/floor':>11}{'peak RSS main':>15}")
-    print(f"{'mmssda':<10}{summary['ours_s_per_iter']:>9.3f}"
-          f"{summary['ours_cpu_s_per_iter']:>9.3f}"
-          f"{summary['ours_floor_s']:>9.3f}"
-          f"{summary['ours_iter_over_floor']:>11.3f}"
-          f"{summary['ours_peak_rss_main_mb']:>13.0f} M")
-    print(f"{'original':<10}{summary['original_s_per_iter']:>9.3f}"
-          f"{summary['original_cpu_s_per_iter']:>9.3f}{'-':>9}{'-':>11}"
-          f"{summary['original_peak_rss_main_mb']:>13.0f} M")
+    header = (f"{'':<16}{'s/iter':>9}{'CPU s/it':>9}{'floor s':>9}"
+              f"{'iter/floor':>11}{'RSS main':>10}{'/ original':>11}")
+    print(header)
+    print('-' * len(header))
+    for name, _ in variants:
+        x = summary[name]
+        print(f"{name:<16}{x['s_per_iter']:>9.3f}"
+              f"{x['cpu_s_per_iter']:>9.3f}{x['floor_s']:>9.3f}"
+              f"{x['iter_over_floor']:>11.3f}"
+              f"{x['peak_rss_main_mb']:>9.0f}M"
+              f"{x['ratio_median']:>11.3f}")
+    x = summary['original']
+    print(f"{'original':<16}{x['s_per_iter']:>9.3f}"
+          f"{x['cpu_s_per_iter']:>9.3f}{'-':>9}{'-':>11}"
+          f"{x['peak_rss_main_mb']:>9.0f}M{1:>11.3f}")
     print('(s/iter: median wall seconds per training iteration; CPU s/it: '
           'CPU seconds of the main process per iteration, workers '
           'excluded; floor: model.loss + backward on a batch in memory; '
-          'peak RSS of the main process over the timed iterations)')
-    print(f"mmssda / original: {summary['ratio_median']:.3f} (rounds: " +
-          ', '.join(f'{x:.3f}' for x in summary['ratios']) + ')')
+          'RSS main: peak of the main process while training; / original: '
+          'median over rounds of s/iter over the same round\'s original)')
+    for name, _ in variants:
+        print(f'{name} / original per round: ' +
+              ', '.join(f'{r:.3f}' for r in summary[name]['ratios']))
     print(f"original: {rounds[0]['original']['command']}")
     out = dict(
         meta=dict(vars(args), data_root=data_root),
