@@ -409,6 +409,16 @@ def to_channels_last(model: torch.nn.Module, enable: bool = True) -> None:
     model.memory_format = fmt
 
 
+def compile_student(model: torch.nn.Module) -> None:
+    """``torch.compile`` the student's backbone, neck and head module in
+    place (``nn.Module.compile``: parameter names and checkpoints are
+    unchanged); the loss, the teacher and everything else stay eager."""
+    student = model.student
+    for part in (student.backbone, student.neck,
+                 student.bbox_head.head_module):
+        part.compile()
+
+
 def time_val_loop(runner,
                   repeats: int = 2,
                   warmup: int = 1) -> Dict[str, float]:

@@ -17,7 +17,13 @@ For one config this runs, in one process:
    plain mmyolo ``ValLoop`` of the same detector, in images per second;
 4. 1-2 again for source-only training (``distill_loss=None``,
    ``consistency_loss=None``, ``supervised_streams=['source_real']``),
-   and with ``--fused`` for ``semi_train_cfg.fused_student_forward=True``.
+   with ``--fused`` for ``semi_train_cfg.fused_student_forward=True``
+   and with ``--compile-student`` for the student's backbone, neck and
+   head module under ``torch.compile``.
+
+``--image-cache ram|disk`` turns on ``LoadPairedImageFromFile``'s image
+cache; ``--data-root`` may point at the Cityscapes-size fixture of
+``benchmark_data.py`` (same layout as fog_shapes).
 
 Example::
 
@@ -80,6 +86,10 @@ def parse_args(argv=None):
     parser.add_argument('--fused', action='store_true',
                         help='also time semi_train_cfg.fused_student_'
                         'forward=True (joint BatchNorm statistics)')
+    parser.add_argument('--compile-student', action='store_true',
+                        help='also time the SSDA variant with the '
+                        "student's backbone, neck and head module under "
+                        'torch.compile (Module.compile, default inductor)')
     parser.add_argument('--compare-memory-format', action='store_true',
                         help='also time the SSDA floor in the other memory '
                         'format (channels_last <-> contiguous, see '
@@ -123,12 +133,16 @@ def run_variant(name: str,
                 cfg,
                 args,
                 val: bool = False,
-                compare_memory_format: bool = False) -> dict:
+                compare_memory_format: bool = False,
+                compile_student: bool = False) -> dict:
     """Time one training variant, its floor and (optionally) validation.
     """
     print(f'[{name}] {args.warmup} + {args.iters} iterations ...',
           flush=True)
     runner = Runner.from_cfg(cfg)
+    if compile_student:
+        bm.compile_student(runner.model.module if hasattr(
+            runner.model, 'module') else runner.model)
     bm.reset_peak_rss()
     # pycocotools' summaries of the end-of-training validation
     with open(os.devnull, 'w') as null, redirect_stdout(null):
@@ -267,6 +281,8 @@ def run(args) -> dict:
                            osp.join(args.work_dir, 'image_cache')
                            if args.image_cache == 'disk' else None)
     variants = [('ssda', base, not args.no_val)]
+    if args.compile_student:
+        variants.append(('ssda_compiled', base, False))
     if args.fused:
         fused = bm.fused_config(base)
         variants.append(('ssda_fused', fused, False))
@@ -280,7 +296,8 @@ def run(args) -> dict:
             args,
             val=val,
             compare_memory_format=args.compare_memory_format
-            and name == 'ssda')
+            and name == 'ssda',
+            compile_student=name == 'ssda_compiled')
     meta = dict(
         config=args.config,
         data_root=data_root,
