@@ -70,9 +70,10 @@ def parse_args(argv=None):
                         help='more benchmark_train.py arguments')
     parser.add_argument(
         '--ours-variants', nargs='+', default=['mmssda'],
-        help='mmssda runs per round, each NAME or NAME:KEY=VALUE,... '
-        '(config overrides), e.g. mmssda '
-        'contiguous:model.channels_last=False')
+        help='mmssda runs per round, each NAME or NAME:OPTION,... where '
+        'an OPTION is a config override KEY=VALUE or a benchmark_train.py '
+        'flag, e.g. mmssda contiguous:model.channels_last=False '
+        'compiled:--compile-student')
     parser.add_argument('--extra-original-args', nargs='*', default=[])
     parser.add_argument('--out', help='write the results as JSON here')
     return parser.parse_args(argv)
@@ -119,7 +120,7 @@ def run(cmd, env=None, cwd=None) -> None:
 
 
 def parse_variant(spec: str):
-    """``NAME:KEY=VALUE,...`` -> (name, ['KEY=VALUE', ...])."""
+    """``NAME:KEY=VALUE,--flag,...`` -> (name, [...])."""
     name, _, options = spec.partition(':')
     return name, [o for o in options.split(',') if o]
 
@@ -141,8 +142,10 @@ def time_ours(args, data_root: str, tmp: str, options=()) -> dict:
         str(args.num_workers), '--no-val', '--no-source-only', '--work-dir',
         osp.join(args.work_dir, 'ours'), '--out', out
     ] + (['--threads', str(args.threads)] if args.threads else []) + \
-        list(args.extra_ours_args) + \
-        (['--cfg-options', *options] if options else [])
+        list(args.extra_ours_args) + [o for o in options if o.startswith('--')]
+    cfg_options = [o for o in options if not o.startswith('--')]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
     env = dict(os.environ, PYTHONPATH=REPO)
     run(cmd, env=env, cwd=REPO)
     with open(out) as f:
