@@ -63,8 +63,10 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--threads', type=int, default=None,
-                        help='torch threads of OUR main process '
-                        '(default: torch\'s choice, as the original)')
+                        help='torch threads of both main processes (ours: '
+                        'torch.set_num_threads; the original: '
+                        'OMP_NUM_THREADS). Default: torch\'s choice. Use 1 '
+                        'on a busy machine')
     parser.add_argument('--work-dir', default='work_dirs/benchmark_vs_orig')
     parser.add_argument('--extra-ours-args', nargs='*', default=[],
                         help='more benchmark_train.py arguments')
@@ -181,6 +183,8 @@ def time_original(args, data_root: str, tmp: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
     env['WANDB_MODE'] = 'disabled'
+    if args.threads:
+        env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(args.threads)
     run(cmd, env=env)
     with open(out) as f:
         r = json.load(f)
