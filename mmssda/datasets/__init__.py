@@ -1,3 +1,4 @@
+from .image_cache import ImageCache
 from .paired_dataset import PairedDataset
 from .samplers import MultiDomainSampler
 from .synthetic import generate_fog_shapes
@@ -9,7 +10,7 @@ from .transforms import (AtmosphericFog, FDAStyleTransfer,
 from .yolo_txt_dataset import YOLOTxtDataset
 
 __all__ = [
-    'PairedDataset', 'YOLOTxtDataset', 'MultiDomainSampler',
+    'ImageCache', 'PairedDataset', 'YOLOTxtDataset', 'MultiDomainSampler',
     'generate_fog_shapes', 'AtmosphericFog', 'FDAStyleTransfer',
     'LoadPairedImageFromFile', 'PackPairedDetInputs', 'PairedMosaic',
     'PairedTransform', 'PairedYOLOv5HSVRandomAug', 'RandomBlockMask',

@@ -21,13 +21,24 @@ import multiprocessing
 import os
 import statistics
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 
 from .recipe_scaling import scale_recipe
+
+
+def _walk(node, fn: Callable[[dict], None]) -> None:
+    """Call ``fn`` on every dict inside ``node`` (lists and dicts)."""
+    if isinstance(node, dict):
+        fn(node)
+        for value in node.values():
+            _walk(value, fn)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _walk(value, fn)
 
 
 def _replace_prefix(node, old: str, new: str):
@@ -55,6 +66,23 @@ def set_img_size(cfg: Config, img_size: int) -> None:
     shapes, the top-level ``img_scale`` and the ``loss_obj`` weight.
     """
     scale_recipe(cfg, img_scale=(img_size, img_size))
+
+
+def set_image_cache(cfg: Config,
+                    mode: Optional[str],
+                    cache_dir: Optional[str] = None) -> None:
+    """Set ``cache`` (and ``cache_dir``) of every ``LoadPairedImageFromFile``
+    of the training data (its ``cache_scale`` follows :func:`set_img_size`).
+    """
+
+    def switch(node: dict) -> None:
+        if str(node.get('type', '')).split('.')[-1] == \
+                'LoadPairedImageFromFile':
+            node['cache'] = mode
+            if cache_dir is not None:
+                node['cache_dir'] = cache_dir
+
+    _walk(cfg.get('train_dataloader'), switch)
 
 
 def set_model_size(cfg: Config,
@@ -268,14 +296,26 @@ def first_batch(runner) -> dict:
     Returns:
         dict: The collated batch, as the train loop gets it.
     """
-    loader = runner.train_dataloader
-    batch_size = loader.batch_size
-    indices = []
-    for index in loader.sampler:
-        indices.append(index)
-        if len(indices) == batch_size:
-            break
-    return loader.collate_fn([loader.dataset[i] for i in indices])
+    return load_batch(runner.train_dataloader)
+
+
+def load_batch(loader, indices: Optional[Iterator[int]] = None) -> dict:
+    """One batch of a dataloader, loaded and collated in this process.
+
+    Args:
+        loader (DataLoader): Its sampler, dataset and ``collate_fn`` are
+            used; its workers are not.
+        indices (Iterator[int], optional): Sample indices to draw from
+            (e.g. ``iter(loader.sampler)``, kept across calls). Defaults
+            to a fresh iterator of the sampler: its first batch.
+
+    Returns:
+        dict: The collated batch, as the train loop gets it.
+    """
+    if indices is None:
+        indices = iter(loader.sampler)
+    batch = [next(indices) for _ in range(loader.batch_size)]
+    return loader.collate_fn([loader.dataset[i] for i in batch])
 
 
 def time_data_pipeline(runner, batches: int = 3) -> List[float]:
@@ -346,6 +386,16 @@ def to_channels_last(model: torch.nn.Module, enable: bool = True) -> None:
     for part in ('student', 'teacher'):
         getattr(model, part).to(memory_format=fmt)
     model.memory_format = fmt
+
+
+def compile_student(model: torch.nn.Module) -> None:
+    """``torch.compile`` the student's backbone, neck and head module in
+    place (``nn.Module.compile``: parameter names and checkpoints are
+    unchanged); the loss, the teacher and everything else stay eager."""
+    student = model.student
+    for part in (student.backbone, student.neck,
+                 student.bbox_head.head_module):
+        part.compile()
 
 
 def time_val_loop(runner,

@@ -19,6 +19,13 @@ For one config this runs, in one process:
    ``consistency_loss=None``, ``supervised_streams=['source_real']``),
    and with ``--fused`` for ``semi_train_cfg.fused_student_forward=True``.
 
+``--compile-student`` runs the student's backbone, neck and head module
+under ``torch.compile`` (compiled in the first, untimed iterations).
+
+``--image-cache ram|disk`` turns on ``LoadPairedImageFromFile``'s image
+cache; ``--data-root`` may point at the Cityscapes-size fixture of
+``benchmark_data.py`` (same layout as fog_shapes).
+
 Example::
 
     python tools/analysis_tools/benchmark_train.py \\
@@ -80,10 +87,17 @@ def parse_args(argv=None):
     parser.add_argument('--fused', action='store_true',
                         help='also time semi_train_cfg.fused_student_'
                         'forward=True (joint BatchNorm statistics)')
+    parser.add_argument('--compile-student', action='store_true',
+                        help="run the student's backbone, neck and head "
+                        'module under torch.compile (Module.compile, '
+                        'inductor) in every variant')
     parser.add_argument('--compare-memory-format', action='store_true',
                         help='also time the SSDA floor in the other memory '
                         'format (channels_last <-> contiguous, see '
                         'model.channels_last)')
+    parser.add_argument('--image-cache', choices=['ram', 'disk'],
+                        help='cache of LoadPairedImageFromFile (images '
+                        'decoded once, kept at --img-size)')
     parser.add_argument('--no-source-only', action='store_true')
     parser.add_argument('--no-val', action='store_true')
     parser.add_argument('--val-repeats', type=int, default=2)
@@ -120,12 +134,16 @@ def run_variant(name: str,
                 cfg,
                 args,
                 val: bool = False,
-                compare_memory_format: bool = False) -> dict:
+                compare_memory_format: bool = False,
+                compile_student: bool = False) -> dict:
     """Time one training variant, its floor and (optionally) validation.
     """
     print(f'[{name}] {args.warmup} + {args.iters} iterations ...',
           flush=True)
     runner = Runner.from_cfg(cfg)
+    if compile_student:
+        bm.compile_student(runner.model.module if hasattr(
+            runner.model, 'module') else runner.model)
     bm.reset_peak_rss()
     # pycocotools' summaries of the end-of-training validation
     with open(os.devnull, 'w') as null, redirect_stdout(null):
@@ -259,6 +277,10 @@ def run(args) -> dict:
         deepen_factor=args.deepen,
         widen_factor=args.widen,
         cfg_options=args.cfg_options)
+    if args.image_cache:
+        bm.set_image_cache(base, args.image_cache,
+                           osp.join(args.work_dir, 'image_cache')
+                           if args.image_cache == 'disk' else None)
     variants = [('ssda', base, not args.no_val)]
     if args.fused:
         fused = bm.fused_config(base)
@@ -273,7 +295,8 @@ def run(args) -> dict:
             args,
             val=val,
             compare_memory_format=args.compare_memory_format
-            and name == 'ssda')
+            and name == 'ssda',
+            compile_student=args.compile_student)
     meta = dict(
         config=args.config,
         data_root=data_root,
@@ -283,6 +306,8 @@ def run(args) -> dict:
         iters=args.iters,
         warmup=args.warmup,
         num_workers=args.num_workers,
+        image_cache=args.image_cache,
+        compile_student=args.compile_student,
         deepen=args.deepen,
         widen=args.widen,
         torch_threads=torch.get_num_threads(),
