@@ -17,6 +17,7 @@ mosaic (also inside a           is twice ``img_scale``; the affine crops it
 ``YOLOv5KeepRatioResize``,      ``scale = img_scale``
 ``LetterResize``
 ``BatchShapePolicy``            ``img_size = w``
+``LoadPairedImageFromFile``     ``cache_scale = img_scale`` (image cache)
 ``YOLOv5Head``                  ``loss_cls`` weight ``cls_gain * num_classes
                                 / 80 * 3 / layers``, ``loss_obj`` weight
                                 ``obj_gain * (w / 640) ** 2 * 3 / layers``
@@ -96,6 +97,8 @@ class _Scaler:
             node['scale'] = self.img_scale
         elif name == 'BatchShapePolicy':
             node['img_size'] = self.img_scale[0]
+        elif name == 'LoadPairedImageFromFile':
+            node['cache_scale'] = self.img_scale
         elif name in YOLOV5_HEADS:
             self.scale_yolov5_head(node)
         if 'num_classes' in node:
