@@ -4,12 +4,14 @@ from .synthetic import generate_fog_shapes
 from .transforms import (AtmosphericFog, FDAStyleTransfer,
                          LoadPairedImageFromFile, PackPairedDetInputs,
                          PairedMosaic, PairedTransform,
-                         PairedYOLOv5HSVRandomAug)
+                         PairedYOLOv5HSVRandomAug, RandomBlockMask, SeededAlbu,
+                         StrongView)
 from .yolo_txt_dataset import YOLOTxtDataset
 
 __all__ = [
     'PairedDataset', 'YOLOTxtDataset', 'MultiDomainSampler',
     'generate_fog_shapes', 'AtmosphericFog', 'FDAStyleTransfer',
     'LoadPairedImageFromFile', 'PackPairedDetInputs', 'PairedMosaic',
-    'PairedTransform', 'PairedYOLOv5HSVRandomAug'
+    'PairedTransform', 'PairedYOLOv5HSVRandomAug', 'RandomBlockMask',
+    'SeededAlbu', 'StrongView'
 ]

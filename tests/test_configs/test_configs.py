@@ -3,6 +3,7 @@ engine and data components."""
 import glob
 import os.path as osp
 
+import albumentations
 import pytest
 from mmengine.config import Config
 from mmengine.registry import FUNCTIONS, DefaultScope
@@ -66,9 +67,18 @@ def test_config_builds_model_and_engine(path):
         resolve(METRICS, metric['type'])
 
 
+# Wrappers whose ``transforms`` are albumentations classes, not registered
+# transforms.
+ALBU_WRAPPERS = ('Albu', 'SeededAlbu')
+
+
 def transform_types(pipeline):
     for transform in pipeline:
         yield transform['type']
+        if transform['type'].rpartition('.')[2] in ALBU_WRAPPERS:
+            for albu in transform['transforms']:
+                assert hasattr(albumentations, albu['type']), albu['type']
+            continue
         yield from transform_types(transform.get('transforms', []))
         yield from transform_types(transform.get('pre_transform', []))
 

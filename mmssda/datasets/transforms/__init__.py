@@ -5,9 +5,12 @@ from .pack_paired_det_inputs import PackPairedDetInputs
 from .paired_mosaic import PairedMosaic
 from .paired_transform import PairedTransform
 from .paired_yolov5_hsv_random_aug import PairedYOLOv5HSVRandomAug
+from .random_block_mask import RandomBlockMask
+from .seeded_albu import SeededAlbu
+from .strong_view import StrongView
 
 __all__ = [
     'AtmosphericFog', 'FDAStyleTransfer', 'LoadPairedImageFromFile',
     'PackPairedDetInputs', 'PairedMosaic', 'PairedTransform',
-    'PairedYOLOv5HSVRandomAug'
+    'PairedYOLOv5HSVRandomAug', 'RandomBlockMask', 'SeededAlbu', 'StrongView'
 ]
