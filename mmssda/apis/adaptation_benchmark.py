@@ -905,12 +905,13 @@ def run_ablation(config: str,
                  on_result=None) -> dict:
     """Run every variant from each seed's burn-in; resumable.
 
-    For each seed in turn: the burn-in (``work_dir/seed_<k>/burn_in``), then
-    every variant (``config`` with its overrides,
-    ``work_dir/seed_<k>/<variant>``) continued from it (see the module doc).
-    A stage that finished in an earlier run (its ``result.json`` exists) is
-    not trained again, so rerunning the same command resumes an
-    interrupted ablation.
+    First the burn-in of every seed (``work_dir/seed_<k>/burn_in``), then
+    variant by variant (in the given order) every seed: ``config`` with the
+    variant's overrides, continued from that seed's burn-in (see the module
+    doc) in ``work_dir/seed_<k>/<variant>``. An interrupted ablation thus
+    leaves its first variants finished on all seeds. A stage that finished
+    in an earlier run (its ``result.json`` exists, with the same settings)
+    is not trained again, so rerunning the same command resumes.
 
     Args:
         config (str): The recipe the variants override (an SSDA config).
@@ -935,22 +936,24 @@ def run_ablation(config: str,
     """
     work_dir = osp.abspath(work_dir)
     results = results if results is not None else {}
-    for seed in seeds:
-        seed_dir = osp.join(work_dir, f'seed_{seed}')
-        burn_in = run_burn_in(
+    burn_in = {
+        seed: run_burn_in(
             burn_in_config,
-            seed_dir,
+            osp.join(work_dir, f'seed_{seed}'),
             seed,
             burn_in_iters,
             adapt_iters,
             burn_in_evals,
             reuse=True)
-        for name, overrides in variants.items():
+        for seed in seeds
+    }
+    for name, overrides in variants.items():
+        for seed in seeds:
             run = run_adaptation(
                 config,
                 name,
-                seed_dir,
-                burn_in['checkpoint'],
+                osp.join(work_dir, f'seed_{seed}'),
+                burn_in[seed]['checkpoint'],
                 seed,
                 burn_in_iters,
                 adapt_iters,

@@ -44,7 +44,7 @@ def test_every_variant_builds_and_changes_what_it_says(tool):
     assert paper.distill_loss is not None
     assert paper.distill_loss.loss_weight == 0.005  # the paper's lambda
     assert paper.consistency_loss is not None
-    assert models['source_only'].supervised_streams == ['source_real']
+    assert list(models['source_only'].supervised_streams) == ['source_real']
     assert models['source_only'].distill_loss is None
     assert models['source_fake'].consistency_loss is None
     assert list(models['source_fake'].supervised_streams) == [
@@ -54,6 +54,14 @@ def test_every_variant_builds_and_changes_what_it_says(tool):
     assert models['consistency'].consistency_loss is not None
     assert models['distill_weight'].distill_loss.loss_weight == \
         tool.LARGE_DISTILL_WEIGHT > 0.005
+    # strong views: the target pairs' pipeline only
+    source, target = variant_config(
+        tool, 'strong_views').train_dataloader.dataset.datasets
+    assert 'StrongView' in [t['type'] for t in target.pipeline]
+    assert 'StrongView' not in [t['type'] for t in source.pipeline]
+    paper_target = variant_config(
+        tool, 'paper').train_dataloader.dataset.datasets[1]
+    assert 'StrongView' not in [t['type'] for t in paper_target.pipeline]
     for name in tool.BEST_CANDIDATES:
         assert name in tool.VARIANTS
 
