@@ -96,8 +96,8 @@ DIST_PROBE = textwrap.dedent('''
 
 
     def parameter_hash(module):
-        # parameters only: BN running stats are per rank without SyncBN
-        # (DDP broadcasts rank 0's at the start of each forward)
+        # parameters only: the buffers are compared by the tests that need
+        # them (test_ssda_dist_train.py)
         digest = hashlib.sha256()
         for k, v in sorted(module.named_parameters()):
             digest.update(k.encode())

@@ -84,22 +84,44 @@ def parse_args(argv=None):
     return parse_common(parser, argv)
 
 
+#: Optimizer wrappers (scope left out) and their AMP variants for ``--amp``.
+AMP_OPTIM_WRAPPERS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'NonFiniteSkipOptimWrapper': 'mmssda.NonFiniteSkipAmpOptimWrapper',
+}
+
+
+def amp_optim_wrapper(optim_wrapper: dict) -> dict:
+    """The AMP variant of the ``optim_wrapper`` config (``--amp``).
+
+    The wrapper type becomes its AMP variant with dynamic loss scaling; an
+    AMP wrapper is kept as it is. Without a GPU,
+    ``NonFiniteSkipAmpOptimWrapper`` autocasts to bfloat16 (mmengine's
+    ``AmpOptimWrapper`` needs a GPU).
+    """
+    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
+    name = wrapper_type.split('.')[-1]
+    if name in {v.split('.')[-1] for v in AMP_OPTIM_WRAPPERS.values()}:
+        print_log(
+            'AMP training is already enabled in your config.',
+            logger='current')
+        return optim_wrapper
+    if name not in AMP_OPTIM_WRAPPERS:
+        raise ValueError(
+            '`--amp` needs optim_wrapper.type to be one of '
+            f'{sorted(AMP_OPTIM_WRAPPERS)} (it becomes their AMP variant), '
+            f'got {wrapper_type!r}; set an AMP optimizer wrapper in the '
+            'config instead.')
+    optim_wrapper.type = AMP_OPTIM_WRAPPERS[name]
+    optim_wrapper.setdefault('loss_scale', 'dynamic')
+    return optim_wrapper
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line's choices to the config."""
     cfg = apply_common_args(cfg, args)
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
-            print_log(
-                'AMP training is already enabled in your config.',
-                logger='current')
-        else:
-            assert optim_wrapper == 'OptimWrapper', (
-                '`--amp` is only supported when the optimizer wrapper type is '
-                f'`OptimWrapper` but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
-
+        cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -1,9 +1,11 @@
 import copy
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from mmengine.dataset import BaseDataset, Compose
+from mmcv.transforms import BaseTransform
+from mmengine.dataset import (BaseDataset, ClassBalancedDataset, Compose,
+                              ConcatDataset, RepeatDataset)
 
 from mmssda.registry import DATASETS, TRANSFORMS
 from .yolo_txt_dataset import (INVALID_POLICIES, YOLOTxtDataset,
@@ -11,6 +13,41 @@ from .yolo_txt_dataset import (INVALID_POLICIES, YOLOTxtDataset,
 
 DOMAINS = ('source', 'target')
 _MAX_LISTED = 5
+#: Metainfo keys that describe an inner dataset's files, not its labels:
+#: mmdet's ``VOCDataset`` records the VOC year (``'VOC2007'``,
+#: ``'VOC2012'`` or None) in ``dataset_type``. A domain may join several
+#: years (VOC 07+12) or none (Clipart in the VOC layout), so these keys are
+#: left out of :attr:`PairedDataset.metainfo` and not compared when inner
+#: datasets are concatenated.
+FORMAT_META_KEYS = ('dataset_type', )
+_DATASET_WRAPPERS = (ConcatDataset, RepeatDataset, ClassBalancedDataset)
+
+
+def _describe_cfg(cfg) -> str:
+    """Short description of a dataset or its config for messages."""
+    keys = ('type', 'data_root', 'ann_file', 'data_prefix')
+    if not isinstance(cfg, dict):
+        desc = {k: getattr(cfg, k) for k in keys[1:] if getattr(cfg, k, '')}
+        return f'{type(cfg).__name__}{desc or ""}'
+    desc = str({k: cfg[k] for k in keys if k in cfg})
+    children = cfg.get('datasets', cfg.get('dataset'))
+    if isinstance(children, dict):
+        children = [children]
+    if isinstance(children, (list, tuple)):
+        desc += ' of [' + ', '.join(_describe_cfg(c) for c in children) + ']'
+    return desc
+
+
+def _leaf_datasets(dataset) -> Iterator:
+    """The dataset, or the datasets a wrapper holds (recursively)."""
+    children = getattr(dataset, 'datasets', None)
+    if children is None and isinstance(dataset, _DATASET_WRAPPERS):
+        children = [dataset.dataset]
+    if children is None:
+        yield dataset
+        return
+    for child in children:
+        yield from _leaf_datasets(child)
 
 
 @DATASETS.register_module()
@@ -22,10 +59,23 @@ class PairedDataset:
     real image with its domain-translated fake: the fake has the same path
     relative to ``fake_root`` as the real image relative to ``real_root``,
     with any of ``fake_suffixes`` as extension (real ``a/b.jpg`` -> fake
-    ``a/b.png``). Every data info gains ``fake_img_path`` (str) and ``domain``
-    (``'source'`` | ``'target'``). The pipeline runs with
-    ``results['dataset'] = self`` so that ``PairedMosaic`` draws partners
-    from the same pairs.
+    ``a/b.png``). Every data info gains ``fake_img_path`` (str, None if
+    made online) and ``domain`` (``'source'`` | ``'target'``). The pipeline
+    runs with ``results['dataset'] = self`` so that ``PairedMosaic`` draws
+    partners from the same pairs.
+
+    Without fake files (``fake_root=None``), ``fake_pipeline`` makes each
+    fake from its real image when it is loaded: ``fake_img_path`` is None
+    and ``LoadPairedImageFromFile`` calls :meth:`make_fake` right after
+    reading the real image, for the sample and for each mosaic partner, so
+    every paired transform after it sees ``fake_img`` as if it had been read
+    from disk. The usual fake pipeline is one ``FDAStyleTransfer`` whose
+    references are the other domain's images; ``AtmosphericFog`` fogs a
+    clear source online.
+
+    The inner dataset may be a dataset wrapper (``ConcatDataset``,
+    ``RepeatDataset``, ``ClassBalancedDataset``): its children are built
+    with the empty pipeline (e.g. VOC 2007 + 2012 as one source domain).
 
     Checked when the dataset is built (``lazy_init=False``), before any
     training step. Invalid pairs, handled by ``invalid_policy`` (all are
@@ -39,7 +89,8 @@ class PairedDataset:
     :class:`YOLOTxtDataset` config without its own ``invalid_policy`` gets
     this one, so that bad label files are handled alike.
 
-    ``metainfo`` is the inner dataset's (no domain in it), so a source and a
+    ``metainfo`` is the inner dataset's (no domain in it) without the
+    :data:`FORMAT_META_KEYS` (VOC's ``dataset_type``), so a source and a
     target ``PairedDataset`` with the same classes can form an
     :class:`mmengine.dataset.ConcatDataset`. Mixing formats whose default
     palettes differ needs ``ConcatDataset(ignore_keys=['palette'])`` or the
@@ -48,7 +99,8 @@ class PairedDataset:
     Args:
         dataset (dict | BaseDataset): The inner detection dataset or its
             config; its ``pipeline`` is replaced by ``[]``.
-        fake_root (str): Folder of the fake images.
+        fake_root (str, optional): Folder of the fake images. None: no fake
+            files, ``fake_pipeline`` makes them. Defaults to None.
         real_root (str, optional): Folder the real paths are relative to.
             Defaults to the inner dataset's image prefix:
             ``data_prefix['img']`` (``'img_path'`` or ``'sub_data_root'``
@@ -74,6 +126,10 @@ class PairedDataset:
             every invalid pair before training; ``'skip'``: drop them with
             one ``UserWarning`` giving the count and listing them. Defaults
             to ``'raise'``.
+        fake_pipeline (Sequence[dict | callable], optional): Transforms that
+            make ``results['fake_img']`` (same shape) from the just-loaded
+            real ``results['img']``, used when ``fake_root`` is None (exactly
+            one of the two must be given). Defaults to None.
 
     Example:
         >>> source = dict(
@@ -90,11 +146,19 @@ class PairedDataset:
         ...               dict(type='mmdet.LoadAnnotations', with_bbox=True),
         ...               dict(type='PackPairedDetInputs')],
         ...     invalid_policy='raise')
+        >>> # no fake files: FDA with the other domain's images, online
+        >>> source_online = dict(
+        ...     source,
+        ...     fake_root=None,
+        ...     fake_pipeline=[
+        ...         dict(type='FDAStyleTransfer',
+        ...              ref_path='data/cityscapes/leftImg8bit_foggy/train/',
+        ...              beta=0.02, out_key='fake_img')])
     """
 
     def __init__(self,
                  dataset: Union[dict, BaseDataset],
-                 fake_root: str,
+                 fake_root: Optional[str] = None,
                  real_root: Optional[str] = None,
                  fake_suffixes: Sequence[str] = ('.png', '.jpg', '.jpeg',
                                                  '.bmp'),
@@ -104,7 +168,9 @@ class PairedDataset:
                  check_images: bool = True,
                  lazy_init: bool = False,
                  max_refetch: int = 1000,
-                 invalid_policy: str = 'raise') -> None:
+                 invalid_policy: str = 'raise',
+                 fake_pipeline: Optional[Sequence[Union[dict, Any]]] = None
+                 ) -> None:
         if invalid_policy not in INVALID_POLICIES:
             raise ValueError(f'PairedDataset: `invalid_policy` must be one '
                              f'of {INVALID_POLICIES}, got '
@@ -113,18 +179,32 @@ class PairedDataset:
         if domain not in DOMAINS:
             raise ValueError(f'PairedDataset: `domain` must be one of '
                              f'{DOMAINS}, got {domain!r}.')
-        if not fake_root:
-            raise ValueError('PairedDataset: `fake_root` is required.')
+        if isinstance(fake_pipeline, (dict, BaseTransform)):
+            fake_pipeline = [fake_pipeline]
+        if bool(fake_root) == bool(fake_pipeline):
+            raise ValueError(
+                f'PairedDataset ({domain}): set exactly one of `fake_root` '
+                '(a folder of fake images with the real images\' relative '
+                'paths) and `fake_pipeline` (transforms that make '
+                'results["fake_img"] from the loaded results["img"], e.g. '
+                '[dict(type="FDAStyleTransfer", ref_path=<images of the '
+                'other domain>)]); got '
+                f'fake_root={fake_root!r}, fake_pipeline={fake_pipeline!r}.')
         self.domain = domain
-        self.fake_root = fake_root
+        self.fake_root = fake_root or None
+        self.fake_pipeline = Compose([
+            TRANSFORMS.build(t) if isinstance(t, dict) else t
+            for t in fake_pipeline
+        ]) if fake_pipeline else None
         self.fake_suffixes = tuple(fake_suffixes)
         self.test_mode = test_mode
         self.check_images = check_images
         self.max_refetch = max_refetch
         self._dataset_cfg = copy.deepcopy(dataset)
         self.dataset = self._build_inner(dataset, test_mode, invalid_policy)
-        self.real_root = real_root if real_root is not None \
-            else self._default_real_root()
+        # only fake files are found through it
+        self.real_root = real_root if real_root is not None or \
+            self.fake_root is None else self._default_real_root()
         self.pipeline = Compose([
             TRANSFORMS.build(t) if isinstance(t, dict) else t
             for t in pipeline
@@ -136,24 +216,55 @@ class PairedDataset:
         if not lazy_init:
             self.full_init()
 
-    @staticmethod
-    def _build_inner(dataset: Union[dict, BaseDataset], test_mode: bool,
+    @classmethod
+    def _build_inner(cls, dataset: Union[dict, BaseDataset], test_mode: bool,
                      invalid_policy: str) -> BaseDataset:
-        """Build the inner dataset with an empty pipeline."""
+        """Build the inner dataset with empty pipelines."""
         if not isinstance(dataset, dict):
             return dataset
+        return DATASETS.build(
+            cls._inner_cfg(dataset, test_mode, invalid_policy))
+
+    @classmethod
+    def _inner_cfg(cls, dataset: dict, test_mode: bool,
+                   invalid_policy: str) -> dict:
+        """The inner config with an empty pipeline, lazily initialized.
+
+        A dataset wrapper (``ConcatDataset``, ``RepeatDataset``,
+        ``ClassBalancedDataset``) takes no pipeline: its children get it,
+        recursively, and a ``ConcatDataset`` ignores the
+        :data:`FORMAT_META_KEYS` when it compares their metainfo.
+        """
         cfg = copy.deepcopy(dataset)
-        cfg['pipeline'] = []
         inner_type = cfg.get('type')
         if isinstance(inner_type, str):
             inner_type = DATASETS.get(inner_type)
+        # loaded in full_init, where an empty dataset gets a clear message
+        cfg['lazy_init'] = True
+        if isinstance(inner_type, type) and issubclass(
+                inner_type, _DATASET_WRAPPERS):
+            children = 'datasets' if 'datasets' in cfg else 'dataset'
+            if isinstance(cfg.get(children), dict):
+                cfg[children] = cls._inner_cfg(cfg[children], test_mode,
+                                               invalid_policy)
+            elif isinstance(cfg.get(children), (list, tuple)):
+                cfg[children] = [
+                    cls._inner_cfg(c, test_mode, invalid_policy)
+                    if isinstance(c, dict) else c for c in cfg[children]
+                ]
+            if issubclass(inner_type, ConcatDataset):
+                ignore = cfg.get('ignore_keys') or []
+                ignore = [ignore] if isinstance(ignore, str) else list(ignore)
+                cfg['ignore_keys'] = ignore + [
+                    k for k in FORMAT_META_KEYS if k not in ignore
+                ]
+            return cfg
+        cfg['pipeline'] = []
         if isinstance(inner_type, type) \
                 and issubclass(inner_type, YOLOTxtDataset):
             cfg.setdefault('invalid_policy', invalid_policy)
         cfg.setdefault('test_mode', test_mode)
-        # loaded in full_init, where an empty dataset gets a clear message
-        cfg['lazy_init'] = True
-        return DATASETS.build(cfg)
+        return cfg
 
     def _default_real_root(self) -> str:
         """The inner dataset's image folder (data_root already joined)."""
@@ -171,16 +282,17 @@ class PairedDataset:
 
     def _describe(self) -> str:
         """Short description of the inner dataset config for messages."""
-        cfg = self._dataset_cfg
-        if not isinstance(cfg, dict):
-            return type(cfg).__name__
-        keys = ('type', 'data_root', 'ann_file', 'data_prefix')
-        return str({k: cfg[k] for k in keys if k in cfg})
+        return _describe_cfg(self._dataset_cfg)
 
     @property
     def metainfo(self) -> dict:
-        """dict: The inner dataset's meta information (a copy)."""
-        return copy.deepcopy(self.dataset.metainfo)
+        """dict: The inner dataset's meta information (a copy) without the
+        :data:`FORMAT_META_KEYS`."""
+        return {
+            k: copy.deepcopy(v)
+            for k, v in self.dataset.metainfo.items()
+            if k not in FORMAT_META_KEYS
+        }
 
     def full_init(self) -> None:
         """Load the inner dataset, pair every image and run the checks."""
@@ -192,8 +304,9 @@ class PairedDataset:
             # MMEngine fails to serialize an empty data list (np.concatenate
             # of nothing); any other error (e.g. the inner dataset's list of
             # invalid files) is the user's to read
-            if getattr(self.dataset, 'data_list', None) != [] \
-                    or 'concatenate' not in str(e):
+            if 'concatenate' not in str(e) or not any(
+                    getattr(d, 'data_list', None) == []
+                    for d in _leaf_datasets(self.dataset)):
                 raise
             self._raise_empty(e)
         if len(self.dataset) == 0:
@@ -202,11 +315,14 @@ class PairedDataset:
             self.dataset.get_data_info(i)['img_path']
             for i in range(len(self.dataset))
         ]
-        fakes, problems = self._find_fakes(real_paths)
+        if self.fake_root is None:
+            fakes, problems = [None] * len(real_paths), {}
+        else:
+            fakes, problems = self._find_fakes(real_paths)
         for i, (real, fake) in enumerate(zip(real_paths, fakes)):
-            if fake is None or not self.check_images:
+            if i in problems or not self.check_images:
                 continue
-            for path in (real, fake):
+            for path in (real, ) if fake is None else (real, fake):
                 try:
                     check_image_file(path)
                 except (OSError, ValueError) as e:
@@ -232,10 +348,50 @@ class PairedDataset:
 
     def _raise_empty(self, cause: Optional[Exception] = None) -> None:
         """Raise ValueError naming the inner config of an empty dataset."""
+        leaves = list(_leaf_datasets(self.dataset))
+        which = ''
+        if len(leaves) > 1:
+            empty = [
+                _describe_cfg(d) for d in leaves
+                if getattr(d, 'data_list', None) == []
+            ]
+            which = f' (empty: {", ".join(empty)})'
         raise ValueError(
             f'PairedDataset ({self.domain}): the inner dataset is empty '
-            f'after loading and filtering: {self._describe()}; '
+            f'after loading and filtering: {self._describe()}{which}; '
             f'real_root={self.real_root!r}.') from cause
+
+    def make_fake(self, results: dict) -> dict:
+        """Make the fake image of a just-loaded real image online.
+
+        Called by ``LoadPairedImageFromFile`` for a pair without fake file.
+
+        Args:
+            results (dict): Results with the real ``img`` (H, W, 3).
+
+        Returns:
+            dict: The results of ``fake_pipeline`` with ``fake_img``, an
+            image of the real image's shape.
+        """
+        if self.fake_pipeline is None:
+            raise ValueError(
+                f'PairedDataset ({self.domain}) has fake files '
+                f'(fake_root={self.fake_root!r}) and no `fake_pipeline`; '
+                f'{results.get("img_path")} should have a fake_img_path.')
+        shape = results['img'].shape
+        results = self.fake_pipeline(results)
+        fake = None if results is None else results.get('fake_img')
+        if fake is None or fake.shape != shape:
+            got = 'no results["fake_img"]' if fake is None \
+                else f'a fake_img of shape {fake.shape}'
+            raise ValueError(
+                f'PairedDataset ({self.domain}): `fake_pipeline` '
+                f'{self.fake_pipeline} gave {got} for the image '
+                f'{results and results.get("img_path")} of shape {shape}; it '
+                'must write results["fake_img"] of the real image\'s shape '
+                '(e.g. FDAStyleTransfer / AtmosphericFog with '
+                'out_key="fake_img").')
+        return results
 
     def _find_fakes(
             self, real_paths: List[str]) -> Tuple[list, Dict[int, list]]:
@@ -325,7 +481,9 @@ class PairedDataset:
             f'the data of {self._describe()}.')
 
     def __repr__(self) -> str:
+        fakes = f'fake_root={self.fake_root!r}' if self.fake_root else \
+            f'fake_pipeline={self.fake_pipeline}'
         return (f'{self.__class__.__name__}(domain={self.domain!r}, '
                 f'num_pairs={len(self.fake_img_paths)}, '
-                f'real_root={self.real_root!r}, '
-                f'fake_root={self.fake_root!r}, dataset={self._describe()})')
+                f'real_root={self.real_root!r}, {fakes}, '
+                f'dataset={self._describe()})')

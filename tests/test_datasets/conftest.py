@@ -64,19 +64,22 @@ def make_pair_data(root,
                    fake='copy',
                    marker=False,
                    real_ext='.jpg',
-                   seed=0):
+                   seed=0,
+                   sizes=None):
     """Write ``num`` real images with YOLO txt, COCO json and VOC xml labels
     plus fakes (``<root>/fake/<name>.png``).
 
     Layout: ``images/NNNN<real_ext>``, ``labels/NNNN.txt``,
     ``annotations/train.json``, ``Annotations/NNNN.xml``,
-    ``ImageSets/Main/train.txt``. Boxes are continuous pixel xyxy.
+    ``ImageSets/Main/train.txt``. Boxes are continuous pixel xyxy. Images
+    are ``size`` (width, height), or ``sizes[i]`` for image ``i``.
 
     Returns:
         dict: ``root``, ``fake_root``, ``names`` and ``boxes`` per image.
     """
     rng = np.random.default_rng(seed)
-    width, height = size
+    sizes = list(sizes) if sizes is not None else [size] * num
+    assert len(sizes) == num, 'one (width, height) per image'
     for d in ('images', 'labels', 'annotations', 'Annotations',
               'ImageSets/Main', 'fake'):
         os.makedirs(osp.join(root, d), exist_ok=True)
@@ -86,6 +89,7 @@ def make_pair_data(root,
     names, all_boxes = [], []
     for i in range(num):
         stem = f'{i:04d}'
+        width, height = sizes[i]
         real, boxes = _draw_sample(rng, width, height, marker)
         real_path = osp.join(root, 'images', stem + real_ext)
         cv2.imwrite(real_path, real)

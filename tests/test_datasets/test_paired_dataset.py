@@ -1,3 +1,4 @@
+import json
 import os
 import os.path as osp
 
@@ -205,3 +206,41 @@ def test_train_dataloader_to_four_streams(tmp_path, pair_data,
                for s in out['data_samples']['target_real'])
     # the four-stream batch of a whole "epoch" has the SSDA-YOLO length
     assert len(loader) == loader.sampler.epoch_length == 2
+
+
+def test_inner_dataset_wrapper(tmp_path, pair_data, paired_helpers,
+                               mmssda_scope):
+    """An inner ConcatDataset (e.g. VOC 2007 + 2012) gets the empty pipeline
+    and the invalid policy on its children; an empty child is named."""
+    a = pair_data(tmp_path / 'a', num=2, seed=0)
+    b = pair_data(tmp_path / 'b', num=3, seed=1)
+    # the fakes mirror the real paths under one root: fakes/a/images/...
+    for name, data in (('a', a), ('b', b)):
+        os.makedirs(tmp_path / 'fakes' / name)
+        os.rename(data['fake_root'], tmp_path / 'fakes' / name / 'images')
+    inner = paired_helpers['inner_cfg']
+    cfg = dict(
+        dataset=dict(type='ConcatDataset', datasets=[
+            inner('yolo', a['root']), inner('yolo', b['root'])]),
+        real_root=str(tmp_path), fake_root=str(tmp_path / 'fakes'),
+        invalid_policy='skip')
+    ds = PairedDataset(**cfg)
+    assert len(ds) == 5
+    assert ds.get_data_info(4)['fake_img_path'] == str(
+        tmp_path / 'fakes' / 'b' / 'images' / '0002.png')
+    children = ds.dataset.datasets
+    assert [c.pipeline.transforms for c in children] == [[], []]
+    assert [c.invalid_policy for c in children] == ['skip', 'skip']
+    # VOCDataset's year (metainfo['dataset_type']) is not compared
+    assert 'dataset_type' in ds.dataset.ignore_keys
+
+    # a child without images
+    os.makedirs(tmp_path / 'none' / 'annotations')
+    with open(tmp_path / 'none' / 'annotations' / 'train.json', 'w') as f:
+        json.dump(dict(images=[], annotations=[], categories=[
+            dict(id=1, name='square')]), f)
+    cfg['dataset']['datasets'] = [
+        inner('coco', a['root']), inner('coco', str(tmp_path / 'none'))]
+    with pytest.raises(ValueError,
+                       match=r'empty.*\(empty: YOLOv5CocoDataset.*none'):
+        PairedDataset(**cfg)

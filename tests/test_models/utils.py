@@ -21,6 +21,26 @@ def tiny_detector_cfg():
     return copy.deepcopy(Config.fromfile(TINY_YOLOV5).model)
 
 
+def yolov8_tiny_cfg():
+    """The YOLOv8 of configs/ssda_yolov8s_city2foggy.py shrunk like
+    :func:`tiny_detector_cfg` (deepen 0.33, widen 0.125, 2 classes)."""
+    path = osp.join(REPO, 'configs', 'ssda_yolov8s_city2foggy.py')
+    detector = copy.deepcopy(Config.fromfile(path).model.detector)
+    detector.backbone.update(deepen_factor=0.33, widen_factor=0.125)
+    detector.neck.update(deepen_factor=0.33, widen_factor=0.125)
+    detector.bbox_head.head_module.update(num_classes=2, widen_factor=0.125)
+    detector.train_cfg.assigner.num_classes = 2
+    return detector
+
+
+def freeze_batch_norm(module):
+    """BatchNorm layers of ``module`` to eval mode (running statistics), so
+    that a train-mode forward equals an eval-mode one."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def ssda_cfg(**kwargs):
     """An SSDADetector config around the tiny YOLOv5; kwargs override."""
     detector = tiny_detector_cfg()

@@ -27,7 +27,10 @@ voc_split = dict(
     metainfo=metainfo,
     ann_file='VOC2007/ImageSets/Main/trainval.txt',
     data_prefix=dict(sub_data_root='VOC2007/'),
-    filter_cfg=dict(filter_empty_gt=False, min_size=32, bbox_min_size=32),
+    # every box trains, as in SSDA-YOLO's YOLO labels (mmdet's VOC configs
+    # ignore boxes under 32 px with bbox_min_size=32); difficult ones are
+    # ignored, as the original's VOC -> YOLO conversion drops them
+    filter_cfg=dict(filter_empty_gt=False),
     pipeline=[])
 clipart_split = dict(
     voc_split,
@@ -47,7 +50,10 @@ source_train_dataset = dict(
                 ann_file='VOC2012/ImageSets/Main/trainval.txt',
                 data_prefix=dict(sub_data_root='VOC2012/'))
         ]),
-    # two inner sets: pair paths relative to VOCdevkit/ (VOC2007/..., ...)
+    # VOC 2007 + 2012; PairedDataset gives both its empty inner pipeline and
+    # drops VOCDataset's metainfo['dataset_type'] (the VOC year), so the
+    # years and the Clipart target have the same metainfo.
+    # Two inner sets: pair paths relative to VOCdevkit/ (VOC2007/..., ...)
     real_root=data_root + 'VOCdevkit/',
     fake_root=data_root + 'VOCdevkit_cut/',
     pipeline=_base_.train_pipeline)
@@ -60,6 +66,15 @@ target_train_dataset = dict(
 train_dataloader = dict(
     dataset=dict(datasets=[source_train_dataset, target_train_dataset]))
 
+# The recipe's evaluators: VOC-style AP50 (per class in the log) and COCO
+# bbox metrics with per-class AP. CocoMetric has no json here: it builds its
+# ground truth from the raw annotations (`instances`, in original image
+# coordinates), which the test pipeline therefore packs.
+pack_inputs = _base_.test_pipeline[-1]  # mmdet.PackDetInputs
+test_pipeline = [
+    *_base_.test_pipeline[:-1],
+    dict(pack_inputs, meta_keys=(*pack_inputs.meta_keys, 'instances'))
+]
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
@@ -69,6 +84,5 @@ val_dataloader = dict(
         ann_file='clipart/ImageSets/Main/test.txt',
         data_prefix=dict(sub_data_root='clipart/'),
         test_mode=True,
-        pipeline=_base_.test_pipeline))
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
-# The recipe's evaluators; CocoMetric converts the VOC annotations itself.

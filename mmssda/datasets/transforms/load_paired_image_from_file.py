@@ -17,10 +17,16 @@ class LoadPairedImageFromFile(LoadImageFromFile):
     fake whose size differs from the real image is resized (bilinear) to the
     real size, with a warning the first time it happens.
 
+    A pair without fake file (``fake_img_path`` None: a ``PairedDataset``
+    with ``fake_pipeline`` instead of ``fake_root``) gets its fake made from
+    the real image right after loading, by ``results['dataset'].make_fake``
+    (the dataset is in the results of every sample and mosaic partner).
+
     Required Keys:
 
     - img_path
-    - fake_img_path
+    - fake_img_path (str | None)
+    - dataset (when fake_img_path is None)
 
     Added Keys:
 
@@ -62,11 +68,25 @@ class LoadPairedImageFromFile(LoadImageFromFile):
         results = super().transform(results)
         if results is None:
             return None
+        if results['fake_img_path'] is None:
+            return self._make_fake(results)
         fake = super().transform(dict(img_path=results['fake_img_path']))
         if fake is None:
             return None
         results['fake_img'] = self._match_size(fake['img'], results)
         return results
+
+    @staticmethod
+    def _make_fake(results: dict) -> dict:
+        """Make the fake online with the dataset's ``make_fake``."""
+        make_fake = getattr(results.get('dataset'), 'make_fake', None)
+        if make_fake is None:
+            raise KeyError(
+                f'LoadPairedImageFromFile: {results.get("img_path")} has no '
+                'fake image file (fake_img_path is None) and '
+                'results["dataset"] cannot make one; configure the '
+                'PairedDataset with `fake_root` or with `fake_pipeline`.')
+        return make_fake(results)
 
     def _match_size(self, fake_img, results: dict):
         """Resize ``fake_img`` to the real image size (warn once)."""

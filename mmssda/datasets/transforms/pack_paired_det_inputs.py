@@ -91,7 +91,7 @@ class PackPairedDetInputs(BaseTransform):
         """A shallow view of ``results`` whose image is the fake one."""
         fake = dict(results)
         fake['img'] = results['fake_img']
-        if 'fake_img_path' in results:
+        if results.get('fake_img_path') is not None:  # None: made online
             fake['img_path'] = results['fake_img_path']
         return fake
 

@@ -42,6 +42,15 @@ class NonFiniteLossHook(Hook):
     exception, so the last checkpoint written stays the last good one; the
     skipped steps did not change the weights either.
 
+    Under AMP with loss scaling (:class:`NonFiniteSkipAmpOptimWrapper` on a
+    GPU), a step that the gradient scaler skipped for inf/NaN scaled
+    gradients while every loss was finite is the scaler's normal
+    calibration (it halves the scale and retries, as in YOLOv5): it is
+    logged at INFO level with the new scale and counted as
+    ``train/amp_overflow_steps``, not as a non-finite step, and does not
+    count towards ``max_consecutive``. Non-finite losses under AMP are
+    handled like any other.
+
     With an optimizer wrapper that cannot skip (a plain ``OptimWrapper``) a
     non-finite loss has already been applied to the weights: the hook raises
     at once, before any checkpoint of that state is written.
@@ -59,6 +68,7 @@ class NonFiniteLossHook(Hook):
 
     TOTAL_KEY = 'non_finite_steps'
     CONSECUTIVE_KEY = 'non_finite_consecutive'
+    OVERFLOW_KEY = 'amp_overflow_steps'
 
     def __init__(self, max_consecutive: int = 5,
                  priority='ABOVE_NORMAL') -> None:
@@ -127,6 +137,10 @@ class NonFiniteLossHook(Hook):
             # the total follows its terms: name the terms
             bad_keys.remove('loss')
         skipped = bool(getattr(wrapper, 'skipped_last_step', False))
+        if not bad_keys and getattr(wrapper, 'scaler_skipped_last_step',
+                                    False):
+            self._count_overflow(runner)
+            return
         counts = self._counts(runner)
         total, consecutive = counts[self.TOTAL_KEY], counts[
             self.CONSECUTIVE_KEY]
@@ -176,6 +190,20 @@ class NonFiniteLossHook(Hook):
                 'iteration; the last good checkpoint is kept: '
                 f'{self._last_checkpoint(runner)}. Lower the learning rate, '
                 'enable clip_grad or check the data, then resume from it.')
+
+    def _count_overflow(self, runner) -> None:
+        """Count and log a step the AMP gradient scaler skipped."""
+        hub = runner.message_hub
+        overflows = int(hub.get_info(self.OVERFLOW_KEY) or 0) + 1
+        hub.update_info(self.OVERFLOW_KEY, overflows)
+        hub.update_scalar(f'train/{self.OVERFLOW_KEY}', overflows)
+        print_log(
+            f'NonFiniteLossHook: iteration {runner.iter + 1}: gradient '
+            'overflow under AMP loss scaling; optimizer step skipped, loss '
+            f'scale lowered to {runner.optim_wrapper.loss_scaler.get_scale()}'
+            f' ({overflows} such steps in total).',
+            logger='current',
+            level=logging.INFO)
 
     @staticmethod
     def _stepped(wrapper) -> bool:

@@ -5,6 +5,7 @@ import numpy as np
 from mmengine.hooks import ParamSchedulerHook
 from mmengine.runner import Runner
 
+from mmssda.engine.optimizers import optimizer_stepped
 from mmssda.registry import HOOKS
 
 
@@ -34,6 +35,14 @@ class YOLOv5IterParamSchedulerHook(ParamSchedulerHook):
       momentum rises from ``warmup_momentum`` to its configured value;
     - afterwards ``lr = lr0 * f(i)``, ``f`` falling from 1 at ``i=0`` to
       ``lr_factor`` at ``max_iters`` (cosine one-cycle or linear).
+
+    ``i`` counts the iterations whose optimizer step was taken: an
+    accumulation window whose step was skipped (non-finite loss or gradient,
+    or the AMP gradient scaler's overflow skip; see
+    :func:`optimizer_stepped`) does not advance the schedule, like it does
+    not advance the mean teacher or the student-EMA. Without skipped steps
+    ``i`` is ``runner.iter``. The count of skipped iterations is saved in
+    the checkpoint's ``meta`` and restored on resume.
 
     Args:
         scheduler_type (str): ``'cosine'`` or ``'linear'``.
@@ -75,6 +84,10 @@ class YOLOv5IterParamSchedulerHook(ParamSchedulerHook):
         self.scheduler_fn = None
         self._base_lr = None
         self._base_momentum = None
+        #: Iterations of skipped optimizer steps: the schedule stays behind
+        #: ``runner.iter`` by this many.
+        self.skipped_iters = 0
+        self._window_iters = 0
 
     def before_train(self, runner: Runner) -> None:
         """Record the initial lrs and momenta; fix the schedule length."""
@@ -95,12 +108,40 @@ class YOLOv5IterParamSchedulerHook(ParamSchedulerHook):
                           batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
         """Set the lr (and, during warmup, momentum) of this iteration."""
-        cur_iter = runner.iter
+        cur_iter = runner.iter - self.skipped_iters
         for group_idx, group in enumerate(
                 runner.optim_wrapper.optimizer.param_groups):
             group['lr'] = self.get_lr(group_idx, cur_iter)
             if 'momentum' in group:
                 group['momentum'] = self.get_momentum(group_idx, cur_iter)
+
+    def after_train_iter(self,
+                         runner: Runner,
+                         batch_idx: int,
+                         data_batch: Optional[dict] = None,
+                         outputs: Optional[dict] = None) -> None:
+        """Hold the schedule back by the iterations of a skipped step (and
+        step the runner's own ``param_scheduler``s, if any, as the parent
+        does)."""
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+        wrapper = runner.optim_wrapper
+        self._window_iters += 1
+        if not wrapper.should_update():
+            return
+        if not optimizer_stepped(wrapper):
+            self.skipped_iters += self._window_iters
+        self._window_iters = 0
+
+    def before_save_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """Save the count of skipped iterations."""
+        checkpoint.setdefault('meta', dict())['yolov5_param_scheduler'] = \
+            dict(skipped_iters=self.skipped_iters)
+
+    def after_load_checkpoint(self, runner: Runner, checkpoint: dict) -> None:
+        """Restore the count of skipped iterations when resuming."""
+        state = checkpoint.get('meta', dict()).get('yolov5_param_scheduler')
+        if runner._resume and state is not None:
+            self.skipped_iters = state['skipped_iters']
 
     def get_lr(self, group_idx: int, cur_iter: int) -> float:
         """The lr of a parameter group at an iteration.

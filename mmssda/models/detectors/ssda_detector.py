@@ -1,4 +1,5 @@
 import copy
+import re
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -12,10 +13,13 @@ from mmengine.config import Config, ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from mmssda.models.utils import head_kind, prior_scores
 from mmssda.registry import MODELS
 
 #: The four input streams of a batch (see docs/design.md).
 STREAMS = ('source_real', 'source_fake', 'target_real', 'target_fake')
+#: ``semi_train_cfg.empty_pseudo_policy`` values.
+EMPTY_PSEUDO_POLICIES = ('background', 'ignore')
 
 
 @MODELS.register_module()
@@ -35,24 +39,59 @@ class SSDADetector(SemiBaseDetector):
     - ``L_d``: the teacher, in eval mode and without gradients, predicts on
       ``target_fake``; its boxes after ``semi_train_cfg.pseudo_label_cfg``
       (score 0.5, NMS IoU 0.3, at most 20, multi-label) are the labels of the
-      student's detection loss on the paired ``target_real`` images. An image
-      without pseudo-labels contributes only its background (objectness)
-      term: no box is ever invented;
+      student's detection loss on the paired ``target_real`` images. No
+      box is ever invented: an image without pseudo-labels contributes
+      only its background (objectness) term, or nothing
+      (``semi_train_cfg.empty_pseudo_policy``). Optionally the thresholds
+      are per class and follow the teacher (``adaptive_score_thr``), and
+      the student matches the teacher's dense outputs instead of hard
+      boxes (``distill_loss=dict(type='YOLOSoftDistillLoss')``);
     - ``L_c = alpha * (L_sr - L_sf) ** 2`` (:class:`ConsistencyLoss`);
     - total ``= L_sr + L_sf + lambda * L_d + L_c``.
 
     The teacher is updated by :class:`SSDAMeanTeacherHook`, which also owns
     the burn-in switch :attr:`distill_active`. Loss keys name the branch:
     ``source_real.loss_cls``, ``source_fake.loss_obj``, ``distill.loss_bbox``,
-    ``consistency.loss``; the non-loss keys ``distill.num_pseudo`` (pseudo
-    boxes per image) and, when the target samples carry analysis labels,
-    ``distill.pseudo_precision``/``distill.pseudo_recall`` are only logged.
+    ``consistency.loss``.
+
+    Logged statistics (keys without ``loss``: logged every iteration in
+    which distillation runs, never summed into the loss; hooks read them
+    as ``runner.message_hub.get_scalar('train/<key>')``). These names are
+    stable:
+
+    - ``distill.num_pseudo``: pseudo-boxes per image (batch mean).
+    - ``distill.num_pseudo_<class>``: pseudo-boxes of one class per image;
+      ``<class>`` is the class name (``semi_train_cfg.class_names``, else
+      ``dataset_meta['classes']`` if the model has one; characters other
+      than letters, digits, ``_`` and ``-`` become ``_``) or, without
+      names or for a name containing ``loss``, the class index.
+    - ``distill.frac_with_pseudo``: fraction of the images with at least
+      one pseudo-box.
+    - ``distill.teacher_score_p50``, ``_p90``, ``_p99`` (one key per entry
+      of ``semi_train_cfg.score_quantiles``; ``p`` + percent, ``%g``
+      formatted): quantiles over the batch of each target-fake image's
+      top teacher score, from the head's raw outputs before any threshold
+      (YOLOv5: max of sigmoid(obj) * sigmoid(cls); YOLOv8: max
+      sigmoid(cls)). Only for mmyolo YOLOv5/YOLOv8 heads.
+    - ``distill.score_thr_<class>``: the current per-class threshold, with
+      ``adaptive_score_thr`` only.
+    - ``distill.pseudo_precision`` (when there are pseudo-boxes) and
+      ``distill.pseudo_recall``, only when the target samples carry
+      analysis labels: class-aware greedy matching at
+      ``semi_train_cfg.analysis_iou_thr``.
+
+    All are computed on the device and copied to the host in one
+    transfer; the returned values are CPU tensors.
 
     Args:
         detector (:obj:`ConfigDict` or dict): The single-stage detector
             config the student and the teacher are built from.
         distill_loss (:obj:`ConfigDict` or dict, optional): Config of the
-            distillation weighting, e.g. :class:`PseudoLabelDistillLoss`.
+            distillation loss: :class:`PseudoLabelDistillLoss` weights the
+            student's hard-label loss against the pseudo-labels (the
+            paper); a loss with ``uses_head_outputs = True`` such as
+            :class:`YOLOSoftDistillLoss` is called with the student's and
+            the teacher's raw head outputs and the pseudo-labels instead.
             None disables distillation, and with it the teacher's forward
             pass (source-only and oracle baselines).
             Defaults to ``dict(type='PseudoLabelDistillLoss',
@@ -75,6 +114,24 @@ class SSDADetector(SemiBaseDetector):
               ``test_cfg``. Defaults to ``dict(multi_label=True,
               nms_pre=30000, score_thr=0.5, nms=dict(type='nms',
               iou_threshold=0.3), max_per_img=20)``.
+            - ``empty_pseudo_policy`` (str): what a target image without
+              pseudo-labels contributes to the distillation loss.
+              ``'background'`` (the paper): it stays in the batch, so its
+              priors are all trained towards "no object" (YOLOv5's
+              objectness, YOLOv8's class scores). ``'ignore'``: nothing;
+              the loss is computed on the images that have pseudo-labels
+              only, as the head computes it for a batch of that size
+              (mmyolo's losses are batch means times the batch size, so
+              the term is what those K images contribute, not rescaled to
+              the full batch); with no such image the distillation losses
+              are zeros that keep the graph. Applies to every
+              ``distill_loss`` type. Defaults to ``'background'``.
+            - ``class_names`` (Sequence[str], optional): names for the
+              per-class statistics keys. Defaults to None
+              (``dataset_meta['classes']`` if set, else indices).
+            - ``score_quantiles`` (Sequence[float]): quantiles of the
+              teacher's per-image top score to log. Defaults to
+              ``(0.5, 0.9, 0.99)``.
             - ``analysis_iou_thr`` (float): IoU at which pseudo-labels are
               matched to the target's analysis labels for the logged
               precision/recall. Defaults to 0.5.
@@ -88,6 +145,18 @@ class SSDADetector(SemiBaseDetector):
               statistics once per iteration, not once per stream. With
               BatchNorm in eval mode (or without BatchNorm) the losses
               are those of the per-stream passes. Defaults to False.
+        adaptive_score_thr (:obj:`ConfigDict` or dict, optional): Config
+            of per-class pseudo-label thresholds that follow the teacher
+            (:class:`ClassAdaptiveThreshold`), instead of the fixed
+            ``pseudo_label_cfg.score_thr``. ``num_classes`` is taken from
+            the head and ``init`` defaults to ``score_thr``. The head's
+            ``predict_by_feat`` then runs with ``score_thr=floor`` and
+            without the ``max_per_img`` cut; each box is kept if its score
+            reaches its class's threshold, and then at most
+            ``max_per_img`` per image. The thresholds are updated from
+            every training batch, are part of the model's state dict
+            (``adaptive_score_thr.thresholds``) and so of checkpoints and
+            resume. None keeps the fixed threshold. Defaults to None.
         semi_test_cfg (:obj:`ConfigDict` or dict, optional): ``predict_on``
             and ``extract_feat_on`` (``'teacher'`` or ``'student'``).
             Defaults to ``dict(predict_on='student',
@@ -113,8 +182,19 @@ class SSDADetector(SemiBaseDetector):
         ...         type='PseudoLabelDistillLoss', loss_weight=0.005),
         ...     consistency_loss=dict(type='ConsistencyLoss', loss_weight=2.0),
         ...     semi_train_cfg=dict(
-        ...         pseudo_label_cfg=dict(score_thr=0.5, max_per_img=20)),
+        ...         pseudo_label_cfg=dict(score_thr=0.5, max_per_img=20),
+        ...         empty_pseudo_policy='background'),
         ...     semi_test_cfg=dict(predict_on='student'))
+        >>> # a child config: per-class thresholds, soft distillation, no
+        >>> # background push from images without pseudo-labels
+        >>> model = dict(
+        ...     adaptive_score_thr=dict(
+        ...         type='ClassAdaptiveThreshold', floor=0.1, ceiling=0.9,
+        ...         momentum=0.01),
+        ...     distill_loss=dict(
+        ...         _delete_=True, type='YOLOSoftDistillLoss',
+        ...         loss_weight=0.005, conf_thr=0.5),
+        ...     semi_train_cfg=dict(empty_pseudo_policy='ignore'))
     """
 
     default_semi_train_cfg = dict(
@@ -126,6 +206,9 @@ class SSDADetector(SemiBaseDetector):
             score_thr=0.5,
             nms=dict(type='nms', iou_threshold=0.3),
             max_per_img=20),
+        empty_pseudo_policy='background',
+        class_names=None,
+        score_quantiles=(0.5, 0.9, 0.99),
         analysis_iou_thr=0.5,
         fused_student_forward=False)
     default_semi_test_cfg = dict(
@@ -138,6 +221,7 @@ class SSDADetector(SemiBaseDetector):
                  consistency_loss: OptConfigType = dict(
                      type='ConsistencyLoss', loss_weight=2.0),
                  semi_train_cfg: OptConfigType = None,
+                 adaptive_score_thr: OptConfigType = None,
                  semi_test_cfg: OptConfigType = None,
                  channels_last: bool = False,
                  data_preprocessor: OptConfigType = None,
@@ -166,6 +250,16 @@ class SSDADetector(SemiBaseDetector):
             raise ValueError('consistency_loss compares the source_real and '
                              'source_fake losses: both must be in '
                              'semi_train_cfg.supervised_streams')
+        quantiles = tuple(self.semi_train_cfg.score_quantiles)
+        if not all(0 <= q <= 1 for q in quantiles):
+            raise ValueError('semi_train_cfg.score_quantiles must lie in '
+                             f'[0, 1], got {quantiles}')
+        policy = self.semi_train_cfg.empty_pseudo_policy
+        if policy not in EMPTY_PSEUDO_POLICIES:
+            raise ValueError('semi_train_cfg.empty_pseudo_policy must be one '
+                             f'of {EMPTY_PSEUDO_POLICIES}, got {policy!r}')
+        self.adaptive_score_thr = self._build_adaptive_score_thr(
+            adaptive_score_thr)
         #: Whether the distillation branch runs; SSDAMeanTeacherHook sets
         #: it to False during burn-in.
         self.distill_active = True
@@ -175,6 +269,17 @@ class SSDADetector(SemiBaseDetector):
             self.student.to(memory_format=self.memory_format)
             self.teacher.to(memory_format=self.memory_format)
         self.sync_teacher_with_student()
+
+    def _build_adaptive_score_thr(self, cfg: OptConfigType):
+        """Build ``adaptive_score_thr`` for the head's classes, or None."""
+        if cfg is None:
+            return None
+        cfg = dict(copy.deepcopy(cfg))
+        cfg.setdefault('num_classes', self.student.bbox_head.num_classes)
+        module = MODELS.build(cfg)
+        if cfg.get('init') is None:
+            module.reset(self.semi_train_cfg.pseudo_label_cfg.score_thr)
+        return module
 
     @staticmethod
     def _merge_cfg(default: dict, cfg: OptConfigType) -> ConfigDict:
@@ -357,7 +462,7 @@ class SSDADetector(SemiBaseDetector):
             feats=student_feats)
         losses.update(
             self.pseudo_label_statistics(pseudo_data_samples,
-                                         target_data_samples))
+                                         target_data_samples, batch_info))
         return losses
 
     @torch.no_grad()
@@ -369,6 +474,10 @@ class SSDADetector(SemiBaseDetector):
         The head's ``predict_by_feat`` runs with
         ``semi_train_cfg.pseudo_label_cfg`` instead of its ``test_cfg``, in
         input-image coordinates (no rescaling, clipped to ``img_shape``).
+        With ``adaptive_score_thr`` it runs with ``score_thr=floor`` and no
+        ``max_per_img`` cut; in training mode the thresholds are first
+        updated from these candidates, then every image keeps its boxes
+        above their class's threshold, at most ``max_per_img``.
 
         Args:
             batch_inputs (Tensor): Target-fake images of shape (N, C, H, W).
@@ -378,21 +487,44 @@ class SSDADetector(SemiBaseDetector):
         Returns:
             tuple[list[:obj:`DetDataSample`], dict]: New samples (the input
             metainfo) whose ``gt_instances`` hold the pseudo-labels
-            (``bboxes`` (K, 4), ``labels`` (K, ), ``scores`` (K, )), and an
-            empty batch info dict.
+            (``bboxes`` (K, 4), ``labels`` (K, ), ``scores`` (K, )), and the
+            batch info: ``teacher_outs``, the teacher head's raw outputs
+            (for losses that use them) and, for mmyolo YOLOv5/YOLOv8
+            heads, ``teacher_top_scores`` (N, ), each image's highest
+            prior score before any threshold.
         """
         self.teacher.eval()
         head = self.teacher.bbox_head
         outs = head(self.teacher.extract_feat(batch_inputs))
+        # under AMP autocast: post-process (NMS) in float32
+        outs = [[o.float() if isinstance(o, Tensor) else o for o in level]
+                for level in outs]
+        batch_info = dict(teacher_outs=outs)
+        if head_kind(head) is not None:
+            batch_info['teacher_top_scores'] = prior_scores(
+                head, outs).flatten(1).max(1).values
         batch_img_metas = [
             self._pseudo_label_img_meta(data_samples)
             for data_samples in batch_data_samples
         ]
+        cfg = copy.deepcopy(self.semi_train_cfg.pseudo_label_cfg)
+        thr = self.adaptive_score_thr
+        if thr is not None:
+            max_per_img = cfg.get('max_per_img', 100)
+            cfg.update(
+                score_thr=thr.floor,
+                max_per_img=max(cfg.get('nms_pre', 100000), max_per_img))
         results_list = head.predict_by_feat(
             *outs,
             batch_img_metas=batch_img_metas,
-            cfg=self.semi_train_cfg.pseudo_label_cfg,
+            cfg=cfg,
             rescale=False)
+        if thr is not None:
+            if self.training:
+                thr.update(results_list)
+            results_list = [
+                thr.filter(results, max_per_img) for results in results_list
+            ]
         pseudo_data_samples = []
         for data_samples, results in zip(batch_data_samples, results_list):
             pseudo = DetDataSample(metainfo=data_samples.metainfo)
@@ -401,7 +533,7 @@ class SSDADetector(SemiBaseDetector):
                 labels=results.labels.long(),
                 scores=results.scores.detach())
             pseudo_data_samples.append(pseudo)
-        return pseudo_data_samples, dict()
+        return pseudo_data_samples, batch_info
 
     @staticmethod
     def _pseudo_label_img_meta(data_samples: DetDataSample) -> dict:
@@ -451,14 +583,19 @@ class SSDADetector(SemiBaseDetector):
                                  batch_info: Optional[dict] = None,
                                  feats: Optional[Tuple[Tensor]] = None
                                  ) -> dict:
-        """Student's detection loss against pseudo-labels, weighted.
+        """Student's distillation loss against the pseudo-labels, weighted.
+
+        With ``semi_train_cfg.empty_pseudo_policy='ignore'`` only the
+        images with pseudo-labels enter the loss (see the class docstring).
 
         Args:
             batch_inputs (Tensor): Target-real images of shape (N, C, H, W).
             batch_data_samples (list[:obj:`DetDataSample`]): Samples whose
                 ``gt_instances`` are the pseudo-labels (possibly empty).
-            batch_info (dict, optional): Unused; kept for the
-                :class:`SemiBaseDetector` interface. Defaults to None.
+            batch_info (dict, optional): :meth:`get_pseudo_instances`'s
+                batch info; ``teacher_outs`` is needed by a
+                ``distill_loss`` with ``uses_head_outputs``. Defaults to
+                None.
             feats (tuple[Tensor], optional): The student's features of
                 ``batch_inputs``, if already computed. Defaults to None.
 
@@ -466,8 +603,42 @@ class SSDADetector(SemiBaseDetector):
             dict[str, Tensor]: ``distill.loss_*``, weighted by
             ``distill_loss``.
         """
-        losses = self.student_loss(batch_inputs, batch_data_samples, feats)
-        return rename_loss_dict('distill.', self.distill_loss(losses))
+        teacher_outs = (batch_info or {}).get('teacher_outs')
+        zero = False
+        if self.semi_train_cfg.empty_pseudo_policy == 'ignore':
+            keep = [
+                i for i, s in enumerate(batch_data_samples)
+                if len(s.gt_instances) > 0
+            ]
+            # no image with pseudo-labels: the losses of one image, times 0
+            zero = not keep
+            keep = keep or [0]
+            if len(keep) < len(batch_data_samples):
+                index = batch_inputs.new_tensor(keep, dtype=torch.long)
+                batch_inputs = batch_inputs[index]
+                batch_data_samples = [batch_data_samples[i] for i in keep]
+                if feats is not None:
+                    feats = tuple(level[index] for level in feats)
+                if teacher_outs is not None:
+                    teacher_outs = tuple([level[index] for level in out]
+                                         for out in teacher_outs)
+        if getattr(self.distill_loss, 'uses_head_outputs', False):
+            if teacher_outs is None:
+                raise ValueError(f'{type(self.distill_loss).__name__} needs '
+                                 "batch_info['teacher_outs']")
+            if feats is None:
+                feats = self.student.extract_feat(batch_inputs)
+            head = self.student.bbox_head
+            losses = self.distill_loss(
+                head, head(feats), teacher_outs,
+                [s.gt_instances for s in batch_data_samples],
+                [s.metainfo for s in batch_data_samples])
+        else:
+            losses = self.distill_loss(
+                self.student_loss(batch_inputs, batch_data_samples, feats))
+        if zero:
+            losses = {name: value * 0 for name, value in losses.items()}
+        return rename_loss_dict('distill.', losses)
 
     def loss_by_consistency(self, real_loss: Tensor,
                             fake_loss: Tensor) -> dict:
@@ -490,45 +661,97 @@ class SSDADetector(SemiBaseDetector):
         return sum(
             value.sum() for name, value in losses.items() if 'loss' in name)
 
-    def pseudo_label_statistics(self, pseudo_data_samples: SampleList,
-                                target_data_samples: SampleList) -> dict:
+    def pseudo_label_statistics(self,
+                                pseudo_data_samples: SampleList,
+                                target_data_samples: SampleList,
+                                batch_info: Optional[dict] = None) -> dict:
         """Pseudo-label statistics for logging; never part of the loss.
+
+        The keys are listed in the class docstring. Device values are
+        gathered into one tensor and copied to the host once.
 
         Args:
             pseudo_data_samples (list[:obj:`DetDataSample`]): Teacher
                 pseudo-labels per image.
             target_data_samples (list[:obj:`DetDataSample`]): Target-real
                 samples; their ``gt_instances``, if any, are analysis labels.
+            batch_info (dict, optional): :meth:`get_pseudo_instances`'s
+                batch info; its ``teacher_top_scores`` give the score
+                quantiles. Defaults to None.
 
         Returns:
-            dict[str, Tensor]: ``distill.num_pseudo`` (mean pseudo boxes per
-            image); ``distill.pseudo_precision`` when there are pseudo boxes
-            and ``distill.pseudo_recall`` when there are analysis labels,
-            both class-aware at ``semi_train_cfg.analysis_iou_thr``.
+            dict[str, Tensor]: Scalar CPU tensors.
         """
         pseudo = [s.gt_instances for s in pseudo_data_samples]
+        num_imgs = max(len(pseudo), 1)
+        # box counts are known on the host (NMS output shapes)
         num_pseudo = sum(len(p) for p in pseudo)
-        device = pseudo[0].bboxes.device if pseudo else None
-        stats = {
-            'distill.num_pseudo':
-            torch.tensor(num_pseudo / max(len(pseudo), 1), device=device)
+        host = {
+            'distill.num_pseudo': num_pseudo / num_imgs,
+            'distill.frac_with_pseudo':
+            sum(len(p) > 0 for p in pseudo) / num_imgs
         }
+        device = dict()
+        class_keys = self._class_keys()
+        if class_keys and pseudo:
+            labels = torch.cat([p.labels.long() for p in pseudo])
+            # scatter_add, unlike bincount, needs no host sync on a GPU
+            ones = torch.ones_like(labels, dtype=torch.float)
+            counts = ones.new_zeros(len(class_keys)).scatter_add_(
+                0, labels, ones)
+            for key, count in zip(class_keys, counts / num_imgs):
+                device[f'distill.num_pseudo_{key}'] = count
+        top_scores = (batch_info or {}).get('teacher_top_scores')
+        if top_scores is not None and len(top_scores):
+            quantiles = list(self.semi_train_cfg.score_quantiles)
+            values = torch.quantile(top_scores.float(),
+                                    top_scores.new_tensor(quantiles).float())
+            for q, value in zip(quantiles, values):
+                device[f'distill.teacher_score_p{q * 100:g}'] = value
+        if self.adaptive_score_thr is not None and class_keys:
+            for key, value in zip(class_keys,
+                                  self.adaptive_score_thr.thresholds):
+                device[f'distill.score_thr_{key}'] = value
         gts = [
             s.gt_instances if hasattr(s, 'gt_instances') else InstanceData()
             for s in target_data_samples
         ]
         num_gt = sum(len(g) for g in gts)
-        if num_gt == 0:
-            return stats
-        num_matched = sum(
-            self._count_matches(p, g, self.semi_train_cfg.analysis_iou_thr)
-            for p, g in zip(pseudo, gts))
-        if num_pseudo > 0:
-            stats['distill.pseudo_precision'] = torch.tensor(
-                num_matched / num_pseudo, device=device)
-        stats['distill.pseudo_recall'] = torch.tensor(
-            num_matched / num_gt, device=device)
+        if num_gt > 0:
+            num_matched = sum(
+                self._count_matches(p, g,
+                                    self.semi_train_cfg.analysis_iou_thr)
+                for p, g in zip(pseudo, gts))
+            if num_pseudo > 0:
+                host['distill.pseudo_precision'] = num_matched / num_pseudo
+            host['distill.pseudo_recall'] = num_matched / num_gt
+        stats = {key: torch.tensor(float(v)) for key, v in host.items()}
+        if device:
+            values = torch.stack([v.detach().float()
+                                  for v in device.values()]).cpu()
+            stats.update(zip(device, values.unbind()))
         return stats
+
+    def _class_keys(self) -> List[str]:
+        """Key suffixes of the per-class statistics, one per class."""
+        num_classes = getattr(self.student.bbox_head, 'num_classes', None)
+        if not num_classes:
+            return []
+        names = self.semi_train_cfg.get('class_names')
+        source = 'semi_train_cfg.class_names'
+        if names is None:
+            names = (getattr(self, 'dataset_meta', None) or {}).get('classes')
+            source = "dataset_meta['classes']"
+        if names is None:
+            return [str(i) for i in range(num_classes)]
+        if len(names) != num_classes:
+            raise ValueError(f'{source} names {len(names)} classes but the '
+                             f'head has {num_classes}')
+        keys = [re.sub(r'[^0-9A-Za-z_-]', '_', str(n)) for n in names]
+        return [
+            str(i) if 'loss' in key or keys.count(key) > 1 else key
+            for i, key in enumerate(keys)
+        ]
 
     @staticmethod
     def _count_matches(pseudo: InstanceData, gt: InstanceData,

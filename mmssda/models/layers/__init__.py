@@ -1,3 +1,4 @@
+from .class_adaptive_threshold import ClassAdaptiveThreshold
 from .foreach_ema import ForeachExpMomentumEMA
 
-__all__ = ['ForeachExpMomentumEMA']
+__all__ = ['ClassAdaptiveThreshold', 'ForeachExpMomentumEMA']

@@ -1,4 +1,5 @@
 import torch.nn as nn
+from mmengine.dist import get_world_size
 from torch import Tensor
 
 from mmssda.registry import MODELS
@@ -11,7 +12,18 @@ class ConsistencyLoss(nn.Module):
     SSDA-YOLO asks the student to be equally good on a source image and on
     its translation to the target style: with ``L_sr`` and ``L_sf`` the total
     detection losses on source-real and source-fake,
-    ``L_c = loss_weight * (L_sr - L_sf) ** 2``. Gradients flow into both.
+    ``L_c = loss_weight / W * (L_sr - L_sf) ** 2`` on ``W`` processes.
+    Gradients flow into both.
+
+    Why ``/ W``: SSDA-YOLO squares the per-process losses ``l`` (each
+    scaled by the per-process batch size) and multiplies the whole total
+    by ``W`` once, for DDP's gradient averaging:
+    ``W * (l_sr + l_sf + ... + alpha * (l_sr - l_sf) ** 2)``. mmyolo's
+    YOLOv5 losses are already multiplied by ``batch_size * world_size``,
+    i.e. ``L = W * l``, so ``alpha * (L_sr - L_sf) ** 2`` would be
+    ``W ** 2 * alpha * (l_sr - l_sf) ** 2``: ``W`` times the original's
+    weight. ``alpha / W * (L_sr - L_sf) ** 2 = W * alpha * (l_sr - l_sf) **
+    2`` matches it at any number of GPUs.
 
     Args:
         loss_weight (float): The weight ``alpha``. Defaults to 2.0.
@@ -29,7 +41,8 @@ class ConsistencyLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, real_loss: Tensor, fake_loss: Tensor) -> Tensor:
-        """Compute ``loss_weight * (real_loss - fake_loss) ** 2``.
+        """Compute ``loss_weight / world_size * (real_loss - fake_loss) **
+        2``.
 
         Args:
             real_loss (Tensor): Total loss on the real images, a scalar or a
@@ -43,4 +56,5 @@ class ConsistencyLoss(nn.Module):
             raise ValueError('ConsistencyLoss compares two scalar totals, got '
                              f'shapes {tuple(real_loss.shape)} and '
                              f'{tuple(fake_loss.shape)}')
-        return self.loss_weight * (real_loss.sum() - fake_loss.sum()).pow(2)
+        weight = self.loss_weight / get_world_size()
+        return weight * (real_loss.sum() - fake_loss.sum()).pow(2)

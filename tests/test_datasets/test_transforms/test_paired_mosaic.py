@@ -2,6 +2,7 @@ import copy
 
 import numpy as np
 import pytest
+from mmcv.transforms import BaseTransform
 
 from mmssda.datasets import PairedDataset, PairedMosaic
 from mmssda.registry import TRANSFORMS
@@ -18,9 +19,25 @@ def test_pre_transform_must_load_fakes():
         PairedMosaic(img_scale=(32, 32))
 
 
+class _FakeAsImage(BaseTransform):
+    """Put the fake image in ``img``: a plain ``Mosaic`` through this
+    builds what the fake mosaic of a pair must be."""
+
+    def transform(self, results):
+        results['img'] = results['fake_img']
+        return results
+
+
+# Different sizes and aspect ratios: every image lands in its mosaic cell
+# with its own scale and padding, so other partners, another centre or
+# another placement give another fake mosaic.
+SIZES = [(80, 64), (40, 96), (112, 36), (64, 64), (96, 72)]
+
+
 def test_real_mosaic_unchanged_and_fake_uses_same_partners(
         tmp_path, pair_data, paired_helpers, mmssda_scope):
-    data = pair_data(tmp_path / 'd', num=5, fake='different', seed=3)
+    data = pair_data(tmp_path / 'd', num=5, fake='different', seed=3,
+                     sizes=SIZES)
     ds = PairedDataset(dataset=paired_helpers['inner_cfg']('yolo',
                                                            data['root']),
                        fake_root=data['fake_root'])
@@ -28,8 +45,11 @@ def test_real_mosaic_unchanged_and_fake_uses_same_partners(
     paired = PairedMosaic(img_scale=(32, 32), pre_transform=PRE)
     plain = TRANSFORMS.build(
         dict(type='Mosaic', img_scale=(32, 32), pre_transform=PRE))
-    for seed in range(4):
-        results = ds.get_data_info(seed)
+    plain_fake = TRANSFORMS.build(
+        dict(type='Mosaic', img_scale=(32, 32),
+             pre_transform=[*PRE, _FakeAsImage()]))
+    for seed in range(8):
+        results = ds.get_data_info(seed % len(ds))
         for t in load:
             results = t(results)
 
@@ -38,6 +58,8 @@ def test_real_mosaic_unchanged_and_fake_uses_same_partners(
 
         np.random.seed(seed)
         want = plain(fresh())
+        np.random.seed(seed)
+        want_fake = plain_fake(_FakeAsImage()(fresh()))
         np.random.seed(seed)
         got = paired(fresh())
         after = np.random.random()
@@ -49,9 +71,11 @@ def test_real_mosaic_unchanged_and_fake_uses_same_partners(
         np.testing.assert_allclose(got['gt_bboxes'].tensor,
                                    want['gt_bboxes'].tensor)
         assert got['fake_img'].shape == got['img'].shape == (64, 64, 3)
-        # fakes are brighter gray (140-180) than reals (40-70) outside
-        # the shapes; padding (114) is the same in both
-        pad = got['img'] == 114
-        assert (got['fake_img'][pad.all(-1)] == 114).all()
+        # the fake mosaic: the same partners, centre and placement as the
+        # real one, made of their fake images
+        np.testing.assert_array_equal(got['fake_img'], want_fake['img'])
+        pad = (got['img'] == 114).all(-1)
+        assert ((got['fake_img'] == 114).all(-1) == pad).all()
+        assert 0 < pad.sum() < pad.size
         assert got['fake_img'].mean() != got['img'].mean()
         assert got['dataset'] is ds

@@ -59,3 +59,26 @@ def test_linear_and_explicit_max_iters():
     assert lrs == pytest.approx([0.01 * (0.5 * 0.99 + 0.01)] * 3)
     with pytest.raises(ValueError):
         YOLOv5IterParamSchedulerHook(scheduler_type='step')
+
+
+def test_skipped_iterations_hold_the_schedule_back_and_resume():
+    runner = make_runner()
+    hook = YOLOv5IterParamSchedulerHook(warmup_iters=10)
+    hook.before_train(runner)
+    runner.param_schedulers = None
+    runner.optim_wrapper.should_update.return_value = True
+    for it, skipped in enumerate([False, True, True, False]):
+        runner.iter = it
+        runner.optim_wrapper.skipped_last_step = skipped
+        hook.after_train_iter(runner, it)
+    assert hook.skipped_iters == 2
+    # iteration 4 runs at schedule position 2
+    lrs, _ = lrs_at(hook, runner, 4)
+    assert lrs == pytest.approx([hook.get_lr(i, 2) for i in range(3)])
+    assert lrs != pytest.approx([hook.get_lr(i, 4) for i in range(3)])
+    checkpoint = {}
+    hook.before_save_checkpoint(runner, checkpoint)
+    resumed = YOLOv5IterParamSchedulerHook(warmup_iters=10)
+    runner._resume = True
+    resumed.after_load_checkpoint(runner, checkpoint)
+    assert resumed.skipped_iters == 2

@@ -8,10 +8,15 @@ import textwrap
 import pytest
 import torch
 import torch.nn as nn
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
+from mmssda.engine.hooks import StudentEMAHook
 from mmssda.engine.optimizers.non_finite_skip_optim_wrapper import \
     NonFiniteSkipOptimWrapper
 from mmssda.registry import OPTIM_WRAPPERS
+from tests.training_helpers import TINY_SSDA, make_fog_shapes, omit_config_text
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -134,3 +139,71 @@ def test_ranks_agree_to_skip(tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert (tmp_path / 'rank0.ok').exists(), out[-3000:]
     assert (tmp_path / 'rank1.ok').exists(), out[-3000:]
+
+
+class BufferProbe(Hook):
+    """Turns the inputs of the source streams of iteration ``nan_iter`` into
+    NaN (in the data preprocessor's output) and records every buffer of
+    student, teacher and student-EMA after each iteration."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, nan_iter):
+        self.nan_iter = nan_iter
+        self.buffers = []
+
+    def before_train(self, runner):
+        preprocessor = runner.model.data_preprocessor
+        forward = preprocessor.forward
+
+        def nan_forward(data, training=False):
+            out = forward(data, training)
+            if training and runner.iter == self.nan_iter:
+                for stream in ('source_real', 'source_fake'):
+                    out['inputs'][stream] = out['inputs'][stream] * math.nan
+            return out
+
+        preprocessor.forward = nan_forward
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        ema = next(h for h in runner.hooks if isinstance(h, StudentEMAHook))
+        self.buffers.append({
+            f'{name}.{key}': buf.detach().clone()
+            for name, module in (('student', runner.model.student),
+                                 ('teacher', runner.model.teacher),
+                                 ('ema', ema.ema_model.module))
+            for key, buf in module.named_buffers()
+        })
+
+
+def test_nan_batch_leaves_every_buffer_of_the_ssda_detector(
+        tmp_path, monkeypatch):
+    make_fog_shapes(tmp_path)
+    omit_config_text(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(TINY_SSDA)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.experiment_name = 'nan_batch_buffers'
+    cfg.visualizer.name = 'nan_batch_buffers'
+    cfg.train_cfg.max_iters = 3
+    cfg.default_hooks.checkpoint.interval = 100
+    runner = Runner.from_cfg(cfg)
+    probe = BufferProbe(nan_iter=1)
+    runner.register_hook(probe)
+    runner.train()
+
+    assert runner.optim_wrapper.num_skipped_steps == 1
+    before, after_nan, after_good = probe.buffers
+    # the student's BatchNorm statistics (and the teacher's and EMA's,
+    # averaged from them) are float buffers here
+    assert sum(k.endswith('running_var') for k in before) > 30
+    assert before.keys() == after_nan.keys()
+    for key, value in after_nan.items():
+        assert torch.isfinite(value.float()).all(), key
+        assert torch.equal(value, before[key]), key
+    # the next good step averaged finite statistics into teacher and EMA
+    for key, value in after_good.items():
+        assert torch.isfinite(value.float()).all(), key
+    assert not torch.equal(after_good['teacher.backbone.stem.bn.running_mean'],
+                           before['teacher.backbone.stem.bn.running_mean'])

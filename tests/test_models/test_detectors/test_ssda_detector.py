@@ -1,15 +1,21 @@
 import copy
-import os.path as osp
 
 import pytest
 import torch
 from mmengine.runner.checkpoint import load_state_dict
 
 from mmssda.registry import MODELS
-from tests.test_models.utils import (IMG_SIZE, REPO, boost_scores,
-                                     build_ssda, data_sample,
-                                     four_stream_batch, tiny_detector_cfg,
-                                     total)
+from tests.test_models.utils import (IMG_SIZE, boost_scores, build_ssda,
+                                     data_sample, four_stream_batch,
+                                     tiny_detector_cfg, total, yolov8_tiny_cfg)
+
+#: The statistics logged on a batch without analysis labels (2 classes,
+#: no class names, default quantiles).
+STATS_KEYS = {
+    'distill.num_pseudo', 'distill.frac_with_pseudo', 'distill.num_pseudo_0',
+    'distill.num_pseudo_1', 'distill.teacher_score_p50',
+    'distill.teacher_score_p90', 'distill.teacher_score_p99'
+}
 
 
 def assert_same_state(a, b):
@@ -49,8 +55,8 @@ def test_loss_terms_follow_formula():
         'source_real.loss_bbox', 'source_fake.loss_cls',
         'source_fake.loss_obj', 'source_fake.loss_bbox',
         'distill.loss_cls', 'distill.loss_obj', 'distill.loss_bbox',
-        'consistency.loss', 'distill.num_pseudo'
-    }
+        'consistency.loss'
+    } | STATS_KEYS
     # By hand, from the same forward passes of the student.
     student = model.student
     l_sr = total(student.loss(inputs['source_real'], samples['source_real']))
@@ -247,17 +253,6 @@ def test_predict_follows_predict_on():
     model.semi_test_cfg.predict_on = 'both'
     with pytest.raises(ValueError, match='predict_on'):
         model.predict(x, samples['target_real'])
-
-
-def yolov8_tiny_cfg():
-    from mmengine.config import Config
-    path = osp.join(REPO, 'configs', 'ssda_yolov8s_city2foggy.py')
-    detector = copy.deepcopy(Config.fromfile(path).model.detector)
-    detector.backbone.update(deepen_factor=0.33, widen_factor=0.125)
-    detector.neck.update(deepen_factor=0.33, widen_factor=0.125)
-    detector.bbox_head.head_module.update(num_classes=2, widen_factor=0.125)
-    detector.train_cfg.assigner.num_classes = 2
-    return detector
 
 
 def test_yolov8_detector_by_config():
