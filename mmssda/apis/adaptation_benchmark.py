@@ -240,7 +240,8 @@ def run_burn_in(config: str,
                 adapt_iters: int,
                 evals: int,
                 continue_schedule: bool = True,
-                reuse: bool = False) -> dict:
+                reuse: bool = False,
+                overrides: Optional[dict] = None) -> dict:
     """The source-only burn-in every adaptation stage starts from.
 
     Args:
@@ -253,6 +254,8 @@ def run_burn_in(config: str,
         evals (int): Validations during the burn-in.
         continue_schedule (bool): See the module doc. Defaults to True.
         reuse (bool): See :func:`run_stage`. Defaults to False.
+        overrides (dict, optional): Merged into the config.
+            Defaults to None.
 
     Returns:
         dict: See :func:`run_stage`, plus ``offset`` 0.
@@ -268,7 +271,8 @@ def run_burn_in(config: str,
             seed,
             evals,
             warmup_iters=warmup_iters_of(burn_in_iters),
-            schedule_iters=schedule),
+            schedule_iters=schedule,
+            overrides=overrides),
         reuse=reuse)
     run['offset'] = 0
     return run
@@ -780,10 +784,18 @@ def write_report(runs: Dict[str, dict],
 # ============================ ablation ======================================
 def merge_overrides(*overrides: Optional[dict]) -> dict:
     """Deep-merge config overrides left to right (later keys win; a dict
-    merges into a dict, anything else replaces)."""
+    merges into a dict, anything else replaces). Dotted keys
+    (``'model.distill_loss.loss_weight'``, as from ``--cfg-options``) are
+    nested first."""
+
+    def nest(key: str, value):
+        for part in reversed(key.split('.')[1:]):
+            value = {part: value}
+        return key.split('.')[0], value
 
     def merge(into: dict, new: dict) -> dict:
         for key, value in new.items():
+            key, value = nest(key, value)
             if isinstance(value, dict) and isinstance(into.get(key), dict):
                 into[key] = merge(dict(into[key]), value)
             else:
@@ -902,7 +914,8 @@ def run_ablation(config: str,
                  last_k: int = 3,
                  keep_checkpoints: bool = False,
                  results: Optional[dict] = None,
-                 on_result=None) -> dict:
+                 on_result=None,
+                 overrides: Optional[dict] = None) -> dict:
     """Run every variant from each seed's burn-in; resumable.
 
     First the burn-in of every seed (``work_dir/seed_<k>/burn_in``), then
@@ -930,6 +943,9 @@ def run_ablation(config: str,
             the return value). Defaults to None.
         on_result (callable, optional): Called with the results after
             every finished run (e.g. to write a partial table).
+        overrides (dict, optional): Merged into every stage's config, the
+            burn-in's too, before a variant's own overrides.
+            Defaults to None.
 
     Returns:
         dict: ``{variant: {seed (str): variant_statistics + seconds}}``.
@@ -944,10 +960,11 @@ def run_ablation(config: str,
             burn_in_iters,
             adapt_iters,
             burn_in_evals,
-            reuse=True)
+            reuse=True,
+            overrides=overrides)
         for seed in seeds
     }
-    for name, overrides in variants.items():
+    for name, variant_overrides in variants.items():
         for seed in seeds:
             run = run_adaptation(
                 config,
@@ -958,7 +975,7 @@ def run_ablation(config: str,
                 burn_in_iters,
                 adapt_iters,
                 evals,
-                overrides=overrides,
+                overrides=merge_overrides(overrides, variant_overrides),
                 reuse=True)
             if not keep_checkpoints and osp.isfile(run['checkpoint']):
                 os.remove(run['checkpoint'])

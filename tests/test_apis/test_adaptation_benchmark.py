@@ -146,10 +146,11 @@ def test_merge_overrides_and_best_selection():
     merged = merge_overrides(
         dict(model=dict(distill_loss=dict(type='A', loss_weight=1.))),
         dict(model=dict(distill_loss=dict(loss_weight=2.))),
-        dict(model=dict(consistency_loss=None)))
+        dict(model=dict(consistency_loss=None)),
+        {'model.distill_loss.conf_thr': 0.2})
     assert merged == dict(
         model=dict(
-            distill_loss=dict(type='A', loss_weight=2.),
+            distill_loss=dict(type='A', loss_weight=2., conf_thr=0.2),
             consistency_loss=None))
 
     def stats(*values):

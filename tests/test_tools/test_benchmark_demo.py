@@ -54,6 +54,13 @@ def test_every_variant_builds_and_changes_what_it_says(tool):
     assert models['consistency'].consistency_loss is not None
     assert models['distill_weight'].distill_loss.loss_weight == \
         tool.LARGE_DISTILL_WEIGHT > 0.005
+    assert models['adaptive_thr'].adaptive_score_thr is not None
+    assert paper.adaptive_score_thr is None
+    assert type(models['soft'].distill_loss).__name__ == \
+        'YOLOSoftDistillLoss'
+    assert models['soft'].distill_loss.loss_weight == 0.005
+    assert models['ignore'].semi_train_cfg.empty_pseudo_policy == 'ignore'
+    assert paper.semi_train_cfg.empty_pseudo_policy == 'background'
     # strong views: the target pairs' pipeline only
     source, target = variant_config(
         tool, 'strong_views').train_dataloader.dataset.datasets
@@ -87,7 +94,10 @@ def test_tiny_ablation_runs_resumes_and_combines_the_best(
     argv = [
         '--ablation', '--seeds', '0', '1', '--variants', 'consistency',
         'paper', 'best', '--burn-in-iters', '2', '--adapt-iters', '2',
-        '--evals', '2', '--last-k', '2', '--work-dir', work_dir
+        '--evals', '2', '--last-k', '2', '--work-dir', work_dir,
+        '--cfg-options', 'default_hooks.logger.interval=1',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False'
     ]
     state = tool.main(argv)
     assert state['chosen'] == ['consistency']

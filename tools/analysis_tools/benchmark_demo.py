@@ -29,7 +29,7 @@ import sys
 import time
 
 import numpy as np
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from demo import CONFIGS, add_protocol_args, setup  # noqa: E402
@@ -41,6 +41,10 @@ from mmssda.apis import (aggregate_variants, format_ablation,  # noqa: E402
 #: The recipe the ablation variants override, and the burn-in's.
 ABLATION_CONFIG = CONFIGS['ssda']
 BURN_IN_CONFIG = CONFIGS['burn_in']
+#: The recipe's pseudo-label score threshold; the soft distillation's
+#: class scores are distilled from the same teacher confidence.
+PSEUDO_SCORE_THR = Config.fromfile(
+    ABLATION_CONFIG).model.semi_train_cfg.pseudo_label_cfg.score_thr
 #: A larger distillation weight than the paper's 0.005.
 LARGE_DISTILL_WEIGHT = 0.5
 #: The demo's recipe with strong views for the student's target-real.
@@ -67,15 +71,34 @@ VARIANTS = {
         model=dict(distill_loss=None, consistency_loss=None))),
     'consistency': ('+ consistency', dict(model=dict(distill_loss=None))),
     'paper': ('+ distillation (paper recipe, lambda 0.005)', dict()),
+    'adaptive_thr': ('paper + adaptive per-class thresholds', dict(
+        model=dict(
+            adaptive_score_thr=dict(
+                type='ClassAdaptiveThreshold',
+                floor=0.1,
+                ceiling=0.9,
+                momentum=0.01)))),
+    'soft': ('paper + soft distillation', dict(
+        model=dict(
+            distill_loss=dict(
+                _delete_=True,
+                type='YOLOSoftDistillLoss',
+                loss_weight=0.005,
+                conf_thr=PSEUDO_SCORE_THR)))),
     'strong_views': ('paper + strong views for the student',
                      strong_view_overrides()),
+    'ignore': ('paper + `ignore` images without pseudo-labels', dict(
+        model=dict(semi_train_cfg=dict(empty_pseudo_policy='ignore')))),
     'distill_weight': (f'paper, lambda {LARGE_DISTILL_WEIGHT}', dict(
         model=dict(distill_loss=dict(loss_weight=LARGE_DISTILL_WEIGHT)))),
 }
 #: The variant every other one is compared with, and the single additions
-#: to it whose winners make up ``best``.
+#: to it whose winners make up ``best`` (merged in this order: with soft
+#: distillation and the larger weight, the soft loss gets that weight).
 REFERENCE = 'paper'
-BEST_CANDIDATES = ['strong_views', 'distill_weight']
+BEST_CANDIDATES = [
+    'adaptive_thr', 'soft', 'strong_views', 'ignore', 'distill_weight'
+]
 BEST = 'best'
 
 
@@ -97,6 +120,13 @@ def parse_args(argv=None):
         default=None,
         help=f'ablation variants to run (default: all, then {BEST}); '
         f'one of {sorted(VARIANTS) + [BEST]}')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='ablation: settings merged into every run\'s config (the '
+        'burn-in\'s too), as in tools/train.py')
     parser.add_argument(
         '--keep-checkpoints',
         action='store_true',
@@ -261,7 +291,8 @@ def run_ablation_mode(args, work_dir: str) -> dict:
         burn_in_evals=args.burn_in_evals,
         last_k=args.last_k,
         keep_checkpoints=args.keep_checkpoints,
-        on_result=write)
+        on_result=write,
+        overrides=args.cfg_options)
     results = run_ablation(ABLATION_CONFIG, BURN_IN_CONFIG, variants,
                            **common)
     if BEST in names:
