@@ -122,7 +122,9 @@ def main(argv=None):
             seed=args.seed,
             burn_in_iters=args.burn_in_iters,
             adapt_iters=args.adapt_iters,
-            continue_schedule=not args.restart_schedule),
+            continue_schedule=not args.restart_schedule,
+            pseudo_score_thr=Config.fromfile(CONFIGS['ssda']).model.
+            semi_train_cfg.pseudo_label_cfg.score_thr),
         last_k=args.last_k)
     print(f'Total time: {(time.perf_counter() - start) / 60:.1f} min')
     return summary
