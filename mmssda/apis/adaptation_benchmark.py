@@ -347,7 +347,8 @@ def run_comparison(configs: Dict[str, str],
                    evals: int,
                    continue_schedule: bool = True,
                    reuse: bool = False,
-                   burn_in_evals: Optional[int] = None) -> Dict[str, dict]:
+                   burn_in_evals: Optional[int] = None,
+                   overrides: Optional[dict] = None) -> Dict[str, dict]:
     """Train the four stages: burn-in, then source-only, SSDA and oracle.
 
     Args:
@@ -365,6 +366,8 @@ def run_comparison(configs: Dict[str, str],
             Defaults to False.
         burn_in_evals (int, optional): Validations of the burn-in;
             ``evals`` if None. Defaults to None.
+        overrides (dict, optional): Merged into every stage's config.
+            Defaults to None.
 
     Returns:
         dict[str, dict]: Per stage, ``checkpoint`` (its last), ``scalars``
@@ -375,7 +378,7 @@ def run_comparison(configs: Dict[str, str],
     runs = dict(
         burn_in=run_burn_in(configs['burn_in'], work_dir, seed,
                             burn_in_iters, adapt_iters, burn_in_evals
-                            or evals, continue_schedule, reuse))
+                            or evals, continue_schedule, reuse, overrides))
     for stage in ('source_only', 'ssda', 'oracle'):
         runs[stage] = run_adaptation(
             configs[stage],
@@ -386,6 +389,7 @@ def run_comparison(configs: Dict[str, str],
             burn_in_iters,
             adapt_iters,
             evals,
+            overrides=overrides,
             continue_schedule=continue_schedule,
             reuse=reuse)
     return runs

@@ -197,8 +197,15 @@ def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
     assert prepare_data(data_root, seed=0)['name'] == 'fog_shapes'
 
     work_dir = str(tmp_path / 'work')
+    # log every iteration; no worker processes (faster here)
+    fast = {
+        'default_hooks.logger.interval': 1,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False
+    }
     runs = run_comparison(
-        CONFIGS, work_dir, seed=0, burn_in_iters=4, adapt_iters=2, evals=2)
+        CONFIGS, work_dir, seed=0, burn_in_iters=4, adapt_iters=2, evals=2,
+        overrides=fast)
     assert set(runs) == {'burn_in', 'source_only', 'ssda', 'oracle'}
     for stage, run in runs.items():
         assert osp.isfile(run['checkpoint']), stage
@@ -242,12 +249,12 @@ def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
     # a rerun with reuse trains nothing; other settings are refused
     again = run_comparison(
         CONFIGS, work_dir, seed=0, burn_in_iters=4, adapt_iters=2, evals=2,
-        reuse=True)
+        reuse=True, overrides=fast)
     assert again['ssda']['seconds'] == runs['ssda']['seconds']
     with pytest.raises(ValueError, match='other settings'):
         run_comparison(
             CONFIGS, work_dir, seed=1, burn_in_iters=4, adapt_iters=2,
-            evals=2, reuse=True)
+            evals=2, reuse=True, overrides=fast)
 
     sweep = pseudo_label_sweep(
         Config.fromfile(CONFIGS['ssda']), runs['burn_in']['checkpoint'],
