@@ -5,53 +5,82 @@ import os
 import os.path as osp
 
 import pytest
+import torch
+from mmengine.config import Config
 
-from mmssda.apis import (format_table, prepare_data, run_comparison,
-                         summarize, write_report)
+from mmssda.apis import (aggregate_variants, eval_statistics, format_ablation,
+                         format_table, merge_overrides, prepare_data,
+                         pseudo_label_sweep, run_comparison, select_best,
+                         summarize, variant_statistics, write_report)
+from mmssda.apis.adaptation_benchmark import stage_config
+from mmssda.engine.hooks.yolov5_iter_param_scheduler_hook import cosine_fn
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIGS = dict(
-    burn_in='configs/source_only_yolov5n_fog_shapes.py',
-    source_only='configs/source_only_yolov5n_fog_shapes.py',
-    ssda='configs/ssda_yolov5n_fog_shapes.py',
-    oracle='configs/oracle_yolov5n_fog_shapes.py')
+CONFIGS = {
+    stage: osp.join(REPO, 'configs', f'{recipe}_yolov5n_fog_shapes.py')
+    for stage, recipe in [('burn_in', 'source_only'),
+                          ('source_only', 'source_only'), ('ssda', 'ssda'),
+                          ('oracle', 'oracle')]
+}
 
 
-def fake_run(student50, student, teacher50=0., teacher=0.):
-    scalars = [
-        dict(iter=1, loss=2.0),
-        {
-            'student/coco/bbox_mAP_50': 0.0,
-            'student/coco/bbox_mAP': 0.0,
-            'step': 1
-        },
-        {
-            'student/coco/bbox_mAP_50': student50,
-            'student/coco/bbox_mAP': student,
-            'teacher/coco/bbox_mAP_50': teacher50,
-            'teacher/coco/bbox_mAP': teacher,
-            'step': 2
-        },
-    ]
+def fake_run(student50, student, teacher50=0., teacher=0., pseudo=None):
+    """Scalars of a run with three evaluations; the last is given."""
+    scalars = [dict(iter=1, loss=2.0)]
+    if pseudo is not None:
+        scalars += [{
+            'distill.num_pseudo': n,
+            'distill.pseudo_precision': 0.5,
+            'iter': i
+        } for i, n in enumerate(pseudo)]
+    for step, (s50, s, t50, t) in enumerate([
+        (0.0, 0.0, 0.0, 0.0),
+        (student50 + 0.3, student, teacher50, teacher),
+        (student50, student, teacher50, teacher),
+    ]):
+        scalars.append({
+            'student/coco/bbox_mAP_50': s50,
+            'student/coco/bbox_mAP': s,
+            'teacher/coco/bbox_mAP_50': t50,
+            'teacher/coco/bbox_mAP': t,
+            'step': step
+        })
     return dict(checkpoint='x.pth', scalars=scalars, seconds=1.)
 
 
-def test_summarize_reads_last_validation_and_gap():
+def test_eval_statistics():
+    stats = eval_statistics([0.1, 0.5, 0.2, 0.3], last_k=3)
+    assert stats == dict(
+        last=0.3, best=0.5, mean_last=pytest.approx((0.5 + 0.2 + 0.3) / 3))
+    # fewer evaluations than last_k: the mean of all of them
+    assert eval_statistics([0.2, 0.4], 3)['mean_last'] == pytest.approx(0.3)
+    with pytest.raises(ValueError):
+        eval_statistics([], 3)
+
+
+def test_summarize_last_best_mean_and_pseudo_labels():
     runs = dict(
         burn_in=fake_run(0.1, 0.05),
         source_only=fake_run(0.2, 0.1),
-        ssda=fake_run(0.35, 0.2, teacher50=0.4, teacher=0.25),
+        ssda=fake_run(0.35, 0.2, teacher50=0.4, teacher=0.25,
+                      pseudo=[0.5, 1.5]),
         oracle=fake_run(0.5, 0.3))
-    summary = summarize(runs)
+    summary = summarize(runs, last_k=2)
     table = summary['table']
-    assert table['source-only'] == dict(mAP50=0.2, mAP=0.1)
-    assert table['SSDA student-EMA'] == dict(mAP50=0.35, mAP=0.2)
-    assert table['SSDA teacher'] == dict(mAP50=0.4, mAP=0.25)
-    assert table['oracle (labelled target)'] == dict(mAP50=0.5, mAP=0.3)
-    # (0.35 - 0.2) / (0.5 - 0.2)
+    assert table['source-only']['mAP50'] == 0.2
+    assert table['source-only']['mAP50_best'] == pytest.approx(0.5)
+    assert table['source-only']['mAP50_mean_last'] == pytest.approx(0.35)
+    assert table['SSDA teacher']['mAP50'] == 0.4
+    assert table['oracle (labelled target)']['mAP'] == 0.3
+    # gap by the mean of the last 2: (0.5 - 0.35) / (0.65 - 0.35)
     assert summary['gap_closed'] == pytest.approx(0.5)
+    assert summary['num_pseudo'] == pytest.approx(1.0)
+    assert summary['num_pseudo_start'] == 0.5
+    assert summary['pseudo_precision'] == pytest.approx(0.5)
+    assert summary['pseudo_recall'] is None
     text = format_table(summary)
-    assert '| SSDA teacher | 0.400 | 0.250 |' in text
+    assert '| SSDA teacher | 0.400 | 0.400 | 0.400 |' in text
+    assert '1.00 per target image' in text
     assert 'closes 50% of the' in text
 
 
@@ -61,7 +90,9 @@ def test_gap_is_undefined_when_oracle_is_not_better():
         source_only=fake_run(0.3, 0.1),
         ssda=fake_run(0.35, 0.2),
         oracle=fake_run(0.3, 0.3))
-    assert summarize(runs)['gap_closed'] is None
+    summary = summarize(runs)
+    assert summary['gap_closed'] is None
+    assert summary['num_pseudo'] is None  # never logged
 
 
 def test_prepare_data_refuses_foreign_folder(tmp_path):
@@ -69,6 +100,90 @@ def test_prepare_data_refuses_foreign_folder(tmp_path):
     with pytest.raises(FileExistsError, match='will not write'):
         prepare_data(str(tmp_path), seed=0)
     assert (tmp_path / 'mine.txt').read_text() == 'user data'
+
+
+def test_stage_config_continues_one_schedule(tmp_path):
+    burn = stage_config(
+        CONFIGS['burn_in'],
+        'burn_in',
+        str(tmp_path),
+        600,
+        0,
+        2,
+        warmup_iters=100,
+        schedule_iters=900)
+    assert burn.train_cfg.max_iters == 600
+    assert burn.default_hooks.param_scheduler.max_iters == 900
+    assert not burn.resume
+    ssda = stage_config(
+        CONFIGS['ssda'],
+        'ssda',
+        str(tmp_path),
+        300,
+        0,
+        3,
+        warmup_iters=100,
+        resume_from='burn.pth',
+        start_iter=600,
+        schedule_iters=900,
+        overrides=dict(model=dict(distill_loss=dict(loss_weight=0.5))))
+    assert ssda.resume and ssda.load_from == 'burn.pth'
+    assert ssda.train_cfg.max_iters == 900
+    assert ssda.train_cfg.val_interval == 100
+    assert ssda.train_cfg.val_begin == 601
+    assert ssda.default_hooks.param_scheduler.max_iters == 900
+    assert ssda.model.distill_loss.loss_weight == 0.5
+    teacher_hook, = [
+        h for h in ssda.custom_hooks if h['type'] == 'SSDAMeanTeacherHook'
+    ]
+    assert teacher_hook['burn_in_iters'] == 600
+    with pytest.raises(ValueError, match='not both'):
+        stage_config(CONFIGS['ssda'], 'x', str(tmp_path), 3, 0, 1,
+                     load_from='a.pth', resume_from='b.pth')
+
+
+def test_merge_overrides_and_best_selection():
+    merged = merge_overrides(
+        dict(model=dict(distill_loss=dict(type='A', loss_weight=1.))),
+        dict(model=dict(distill_loss=dict(loss_weight=2.))),
+        dict(model=dict(consistency_loss=None)),
+        {'model.distill_loss.conf_thr': 0.2})
+    assert merged == dict(
+        model=dict(
+            distill_loss=dict(type='A', loss_weight=2., conf_thr=0.2),
+            consistency_loss=None))
+
+    def stats(*values):
+        return {
+            str(i): dict(mAP50_mean_last=v, mAP50=v, num_pseudo=None)
+            for i, v in enumerate(values)
+        }
+
+    agg = aggregate_variants(
+        dict(
+            paper=stats(0.2, 0.4),
+            a=stats(0.3, 0.5),
+            b=stats(0.1, 0.2),
+            c=stats(0.35, 0.35)))
+    assert agg['paper']['mAP50_mean_last']['mean'] == pytest.approx(0.3)
+    assert agg['paper']['mAP50_mean_last']['std'] == pytest.approx(0.1)
+    assert agg['paper']['num_pseudo'] is None
+    assert select_best(agg, 'paper', ['a', 'b', 'c']) == ['a', 'c']
+    # nothing beats the reference: the single best candidate
+    assert select_best(agg, 'a', ['b', 'c', 'paper']) == ['c']
+    text = format_ablation(agg, dict(a='+ A'), last_k=3)
+    assert '| + A | 0.400 ± 0.100 | 0.400 ± 0.100 |' in text
+    assert text.count('\n') == 5  # header, rule, four variants
+
+
+def test_variant_statistics_reads_teacher_and_pseudo_labels():
+    stats = variant_statistics(
+        fake_run(0.35, 0.2, teacher50=0.4, pseudo=[1., 2.])['scalars'],
+        last_k=2)
+    assert stats['mAP50'] == 0.35
+    assert stats['mAP50_mean_last'] == pytest.approx(0.5)
+    assert stats['teacher_mAP50_mean_last'] == pytest.approx(0.4)
+    assert stats['num_pseudo'] == pytest.approx(1.5)
 
 
 def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
@@ -81,13 +196,33 @@ def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
         img_size=96)
     assert prepare_data(data_root, seed=0)['name'] == 'fog_shapes'
 
-    configs = {k: osp.join(REPO, v) for k, v in CONFIGS.items()}
     work_dir = str(tmp_path / 'work')
+    # log every iteration; no worker processes (faster here)
+    fast = {
+        'default_hooks.logger.interval': 1,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False
+    }
     runs = run_comparison(
-        configs, work_dir, seed=0, burn_in_iters=2, adapt_iters=1, evals=1)
+        CONFIGS, work_dir, seed=0, burn_in_iters=4, adapt_iters=2, evals=2,
+        overrides=fast)
     assert set(runs) == {'burn_in', 'source_only', 'ssda', 'oracle'}
     for stage, run in runs.items():
         assert osp.isfile(run['checkpoint']), stage
+        assert run['offset'] == 0
+    # one schedule: the adaptation stages resumed the burn-in at iteration 4
+    # and ended at 6 with the learning rate of iteration 5 of a 6-iteration
+    # schedule, not of a fresh one
+    ckpt = torch.load(
+        runs['ssda']['checkpoint'], map_location='cpu', weights_only=False)
+    assert ckpt['meta']['iter'] == 6
+    assert runs['ssda']['checkpoint'].endswith('iter_6.pth')
+    lr = ckpt['optimizer']['param_groups'][0]['lr']
+    assert lr == pytest.approx(0.01 * cosine_fn(0.2, 6)(5))
+    # evaluated twice within the stage only
+    steps = [s['step'] for s in runs['ssda']['scalars']
+             if 'student/coco/bbox_mAP_50' in s]
+    assert steps == [5, 6]
     # SSDA ran the distillation branch, source-only did not
     ssda_keys = set().union(*runs['ssda']['scalars'])
     source_keys = set().union(*runs['source_only']['scalars'])
@@ -97,7 +232,7 @@ def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
     assert glob.glob(
         osp.join(work_dir, 'ssda', '*', 'vis_data', 'events.out.tfevents*'))
 
-    summary = write_report(runs, configs['ssda'], work_dir, 2, data_root,
+    summary = write_report(runs, CONFIGS['ssda'], work_dir, data_root,
                            meta=dict(seed=0))
     for name in ('report.md', 'report.json', 'curves.png',
                  'pseudo_labels.png'):
@@ -106,6 +241,24 @@ def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
         saved = json.load(f)
     assert saved['seed'] == 0
     for row in saved['table'].values():
-        assert 0 <= row['mAP50'] <= 1 and 0 <= row['mAP'] <= 1
+        assert 0 <= row['mAP50'] <= row['mAP50_best'] <= 1
     assert saved['table'] == summary['table']
+    assert 'num_pseudo' in saved and 'pseudo_precision' in saved
     assert os.listdir(osp.join(work_dir, 'ssda'))
+
+    # a rerun with reuse trains nothing; other settings are refused
+    again = run_comparison(
+        CONFIGS, work_dir, seed=0, burn_in_iters=4, adapt_iters=2, evals=2,
+        reuse=True, overrides=fast)
+    assert again['ssda']['seconds'] == runs['ssda']['seconds']
+    with pytest.raises(ValueError, match='other settings'):
+        run_comparison(
+            CONFIGS, work_dir, seed=1, burn_in_iters=4, adapt_iters=2,
+            evals=2, reuse=True, overrides=fast)
+
+    sweep = pseudo_label_sweep(
+        Config.fromfile(CONFIGS['ssda']), runs['burn_in']['checkpoint'],
+        data_root, thresholds=(0.0, 0.5))
+    assert [s['score_thr'] for s in sweep] == [0.0, 0.5]
+    assert sweep[0]['num_pseudo'] >= sweep[1]['num_pseudo']
+    assert sweep[0]['recall'] >= sweep[1]['recall']

@@ -1,42 +1,152 @@
-"""Repeat the demo's comparison over several training seeds.
+"""Repeat the demo's comparison over seeds, or ablate SSDA-YOLO's parts.
 
     python tools/analysis_tools/benchmark_demo.py --seeds 0 1 2
+    python tools/analysis_tools/benchmark_demo.py --ablation --seeds 0 1 2 \
+        --work-dir work_dirs/ablation
 
-Each seed runs the four stages of ``tools/demo.py`` (burn-in, source-only,
-SSDA, oracle) on the same generated data set, in ``--work-dir/seed_<k>``.
-The per-seed tables, their mean and the per-seed SSDA - source-only
-differences go to ``--work-dir/results.json`` and ``results.md``. This is a
-benchmark, not a test: on 2 CPU cores it takes about 15 minutes a seed.
+Comparison mode: each seed runs the four stages of ``tools/demo.py``
+(burn-in, source-only, SSDA, oracle) on the same generated data set, in
+``--work-dir/seed_<k>``; the per-seed tables, their mean and the per-seed
+SSDA - source-only differences go to ``--work-dir/results.json`` and
+``results.md``. About 12 minutes a seed on 2 CPU cores.
+
+Ablation mode (``--ablation``): per seed one burn-in, then every variant of
+:data:`VARIANTS` (the demo's SSDA config with the variant's overrides merged
+in) continued from that burn-in for ``--adapt-iters``; then ``best``: the
+variants of :data:`BEST_CANDIDATES` that beat the paper's recipe on average,
+combined. ``results.md`` holds one table row per variant: the student-EMA's
+target mAP@0.5 (mean ± std over seeds of the mean of the last ``--last-k``
+evaluations, of the last and of the best), the teacher's, pseudo-boxes per
+image and their precision. Finished runs are kept (``result.json`` in each
+run's folder): rerunning the same command resumes an interrupted ablation.
+``--variants`` picks some.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 import time
 
 import numpy as np
+from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from demo import CONFIGS, setup  # noqa: E402
+from demo import CONFIGS, add_protocol_args, setup  # noqa: E402
 
-from mmssda.apis import prepare_data, run_comparison, write_report  # noqa
+from mmssda.apis import (aggregate_variants, format_ablation,  # noqa: E402
+                         merge_overrides, prepare_data, run_ablation,
+                         run_comparison, select_best, write_report)
+
+#: The recipe the ablation variants override, and the burn-in's.
+ABLATION_CONFIG = CONFIGS['ssda']
+BURN_IN_CONFIG = CONFIGS['burn_in']
+#: The recipe's pseudo-label score threshold; the soft distillation's
+#: class scores are distilled from the same teacher confidence.
+PSEUDO_SCORE_THR = Config.fromfile(
+    ABLATION_CONFIG).model.semi_train_cfg.pseudo_label_cfg.score_thr
+#: A larger distillation weight than the paper's 0.005.
+LARGE_DISTILL_WEIGHT = 0.5
+#: The demo's recipe with strong views for the student's target-real.
+STRONG_VIEW_CONFIG = osp.join(
+    osp.dirname(ABLATION_CONFIG), 'ssda_yolov5n_fog_shapes_strong_view.py')
+
+
+def strong_view_overrides() -> dict:
+    """The strong-view config's training data sets, as overrides."""
+    datasets = Config.fromfile(STRONG_VIEW_CONFIG).train_dataloader.dataset
+    return dict(
+        train_dataloader=dict(
+            dataset=dict(datasets=[d.to_dict() for d in datasets.datasets])))
+
+
+#: name -> (table label, overrides of the demo's SSDA config)
+VARIANTS = {
+    'source_only': ('source-only', dict(
+        model=dict(
+            distill_loss=None,
+            consistency_loss=None,
+            semi_train_cfg=dict(supervised_streams=['source_real'])))),
+    'source_fake': ('+ source-fake', dict(
+        model=dict(distill_loss=None, consistency_loss=None))),
+    'consistency': ('+ consistency', dict(model=dict(distill_loss=None))),
+    'paper': ('+ distillation (paper recipe, lambda 0.005)', dict()),
+    'adaptive_thr': ('paper + adaptive per-class thresholds', dict(
+        model=dict(
+            adaptive_score_thr=dict(
+                type='ClassAdaptiveThreshold',
+                floor=0.1,
+                ceiling=0.9,
+                momentum=0.01)))),
+    'soft': ('paper + soft distillation', dict(
+        model=dict(
+            distill_loss=dict(
+                _delete_=True,
+                type='YOLOSoftDistillLoss',
+                loss_weight=0.005,
+                conf_thr=PSEUDO_SCORE_THR)))),
+    'strong_views': ('paper + strong views for the student',
+                     strong_view_overrides()),
+    'ignore': ('paper + `ignore` images without pseudo-labels', dict(
+        model=dict(semi_train_cfg=dict(empty_pseudo_policy='ignore')))),
+    'distill_weight': (f'paper, lambda {LARGE_DISTILL_WEIGHT}', dict(
+        model=dict(distill_loss=dict(loss_weight=LARGE_DISTILL_WEIGHT)))),
+}
+#: The variant every other one is compared with, and the single additions
+#: to it whose winners make up ``best`` (merged in this order: with soft
+#: distillation and the larger weight, the soft loss gets that weight).
+REFERENCE = 'paper'
+BEST_CANDIDATES = [
+    'adaptive_thr', 'soft', 'strong_views', 'ignore', 'distill_weight'
+]
+BEST = 'best'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='The demo comparison over several seeds')
+        description='The demo comparison over several seeds, or (with '
+        '--ablation) the ablation of SSDA-YOLO\'s parts')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--work-dir', default='work_dirs/demo_benchmark')
+    parser.add_argument('--work-dir', default=None,
+                        help='default: work_dirs/demo_benchmark, or '
+                        'work_dirs/ablation with --ablation')
     parser.add_argument('--data-seed', type=int, default=0)
-    parser.add_argument('--burn-in-iters', type=int, default=600)
-    parser.add_argument('--adapt-iters', type=int, default=300)
-    parser.add_argument('--evals', type=int, default=3)
-    return parser.parse_args(argv)
+    add_protocol_args(parser)
+    parser.add_argument(
+        '--ablation', action='store_true', help='run the ablation')
+    parser.add_argument(
+        '--variants',
+        nargs='+',
+        default=None,
+        help=f'ablation variants to run (default: all, then {BEST}); '
+        f'one of {sorted(VARIANTS) + [BEST]}')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        default={},
+        help='ablation: settings merged into every run\'s config (the '
+        'burn-in\'s too), as in tools/train.py')
+    parser.add_argument(
+        '--keep-checkpoints',
+        action='store_true',
+        help='keep each ablation run\'s last checkpoint')
+    args = parser.parse_args(argv)
+    if args.work_dir is None:
+        args.work_dir = 'work_dirs/ablation' if args.ablation \
+            else 'work_dirs/demo_benchmark'
+    unknown = set(args.variants or []) - set(VARIANTS) - {BEST}
+    if unknown:
+        parser.error(f'--variants: unknown {sorted(unknown)}; choose from '
+                     f'{sorted(VARIANTS) + [BEST]}')
+    return args
 
 
 def aggregate(per_seed: dict) -> dict:
-    """Mean/std per table cell and SSDA's per-seed gain over source-only."""
+    """Mean/std per table cell and SSDA's per-seed gain over source-only
+    (by the mean of the last evaluations)."""
     rows = next(iter(per_seed.values()))['table']
+    metrics = next(iter(rows.values())).keys()
     mean = {
         row: {
             metric: dict(
@@ -44,37 +154,45 @@ def aggregate(per_seed: dict) -> dict:
                                     for s in per_seed.values()])),
                 std=float(np.std([s['table'][row][metric]
                                   for s in per_seed.values()])))
-            for metric in ('mAP50', 'mAP')
+            for metric in metrics
         }
         for row in rows
     }
     gains = {
-        seed: s['table']['SSDA student-EMA']['mAP50'] -
-        s['table']['source-only']['mAP50']
+        seed: s['table']['SSDA student-EMA']['mAP50_mean_last'] -
+        s['table']['source-only']['mAP50_mean_last']
         for seed, s in per_seed.items()
     }
     gaps = [s['gap_closed'] for s in per_seed.values()
             if s['gap_closed'] is not None]
+    pseudo = [s['num_pseudo'] for s in per_seed.values()
+              if s.get('num_pseudo') is not None]
     return dict(
         mean=mean,
         ssda_minus_source_only_mAP50=gains,
         ssda_beats_source_only_on_every_seed=all(g > 0
                                                  for g in gains.values()),
-        gap_closed_mean=float(np.mean(gaps)) if gaps else None)
+        gap_closed_mean=float(np.mean(gaps)) if gaps else None,
+        num_pseudo_mean=float(np.mean(pseudo)) if pseudo else None)
 
 
 def format_results(per_seed: dict, agg: dict) -> str:
     seeds = list(per_seed)
+    k = next(iter(per_seed.values())).get('last_k', 3)
     lines = [
-        '| target mAP@0.5 | ' + ' | '.join(f'seed {s}' for s in seeds) +
-        ' | mean ± std |', '|---' * (len(seeds) + 2) + '|'
+        f'| target mAP@0.5 (mean of last {k}) | ' +
+        ' | '.join(f'seed {s}' for s in seeds) +
+        ' | mean ± std | last: mean ± std |',
+        '|---' * (len(seeds) + 3) + '|'
     ]
     for row, cells in agg['mean'].items():
-        values = ' | '.join(f'{per_seed[s]["table"][row]["mAP50"]:.3f}'
-                            for s in seeds)
-        m = cells['mAP50']
-        lines.append(
-            f'| {row} | {values} | {m["mean"]:.3f} ± {m["std"]:.3f} |')
+        values = ' | '.join(
+            f'{per_seed[s]["table"][row]["mAP50_mean_last"]:.3f}'
+            for s in seeds)
+        m, last = cells['mAP50_mean_last'], cells['mAP50']
+        lines.append(f'| {row} | {values} | {m["mean"]:.3f} ± '
+                     f'{m["std"]:.3f} | {last["mean"]:.3f} ± '
+                     f'{last["std"]:.3f} |')
     gains = ', '.join(f'{g:+.3f}'
                       for g in agg['ssda_minus_source_only_mAP50'].values())
     lines += [
@@ -85,23 +203,34 @@ def format_results(per_seed: dict, agg: dict) -> str:
     if agg['gap_closed_mean'] is not None:
         lines.append('Mean share of the source-only -> oracle gap closed: '
                      f'{100 * agg["gap_closed_mean"]:.0f}%')
+    if agg['num_pseudo_mean'] is not None:
+        lines.append('Teacher pseudo-boxes per target image during SSDA '
+                     f'(mean over seeds): {agg["num_pseudo_mean"]:.2f}')
     return '\n'.join(lines)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    work_dir = osp.abspath(args.work_dir)
-    data_root = setup()
-    prepare_data(data_root, args.data_seed)
+def run_seeds(args, work_dir: str, data_root: str) -> None:
+    """Comparison mode (see the module doc)."""
     per_seed = {}
     for seed in args.seeds:
         start = time.perf_counter()
         seed_dir = osp.join(work_dir, f'seed_{seed}')
-        runs = run_comparison(CONFIGS, seed_dir, seed, args.burn_in_iters,
-                              args.adapt_iters, args.evals)
+        runs = run_comparison(
+            CONFIGS,
+            seed_dir,
+            seed,
+            args.burn_in_iters,
+            args.adapt_iters,
+            args.evals,
+            continue_schedule=not args.restart_schedule,
+            burn_in_evals=args.burn_in_evals)
         per_seed[seed] = write_report(
-            runs, CONFIGS['ssda'], seed_dir, args.burn_in_iters, data_root,
-            meta=dict(seed=seed, minutes=(time.perf_counter() - start) / 60))
+            runs,
+            CONFIGS['ssda'],
+            seed_dir,
+            data_root,
+            meta=dict(seed=seed, minutes=(time.perf_counter() - start) / 60),
+            last_k=args.last_k)
     agg = aggregate(per_seed)
     text = format_results(per_seed, agg)
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
@@ -110,6 +239,88 @@ def main(argv=None):
     with open(osp.join(work_dir, 'results.md'), 'w') as f:
         f.write(text + '\n')
     print('\n' + text)
+
+
+def best_overrides(agg: dict) -> tuple:
+    """The ``best`` variant: the candidates that beat the reference, merged
+    in :data:`BEST_CANDIDATES` order onto the reference's overrides."""
+    chosen = select_best(agg, REFERENCE, BEST_CANDIDATES)
+    chosen = [c for c in BEST_CANDIDATES if c in chosen]
+    overrides = merge_overrides(VARIANTS[REFERENCE][1],
+                                *(VARIANTS[c][1] for c in chosen))
+    return chosen, overrides
+
+
+def ablation_labels(chosen=None) -> dict:
+    labels = {name: label for name, (label, _) in VARIANTS.items()}
+    if chosen is not None:
+        labels[BEST] = 'best: ' + (' + '.join(
+            VARIANTS[c][0] for c in chosen) if chosen else 'none')
+    return labels
+
+
+def run_ablation_mode(args, work_dir: str) -> dict:
+    """Ablation mode (see the module doc); returns what results.json
+    holds."""
+    names = args.variants or [*VARIANTS, BEST]
+    variants = {n: VARIANTS[n][1] for n in names if n != BEST}
+    state = dict(settings=vars(args), chosen=None)
+    results_file = osp.join(work_dir, 'results.json')
+
+    def write(results: dict) -> None:
+        # the table in the order of VARIANTS, whatever order they ran in
+        order = [*VARIANTS, BEST]
+        agg = aggregate_variants(
+            {n: results[n]
+             for n in sorted(results, key=order.index)})
+        text = format_ablation(agg, ablation_labels(state['chosen']),
+                               args.last_k)
+        state.update(results=results, aggregate=agg, table=text)
+        with open(results_file, 'w') as f:
+            json.dump(state, f, indent=2)
+        with open(osp.join(work_dir, 'results.md'), 'w') as f:
+            f.write(text + '\n')
+
+    os.makedirs(work_dir, exist_ok=True)
+    common = dict(
+        work_dir=work_dir,
+        seeds=args.seeds,
+        burn_in_iters=args.burn_in_iters,
+        adapt_iters=args.adapt_iters,
+        evals=args.evals,
+        burn_in_evals=args.burn_in_evals,
+        last_k=args.last_k,
+        keep_checkpoints=args.keep_checkpoints,
+        on_result=write,
+        overrides=args.cfg_options)
+    results = run_ablation(ABLATION_CONFIG, BURN_IN_CONFIG, variants,
+                           **common)
+    if BEST in names:
+        agg = aggregate_variants(results)
+        if REFERENCE not in agg:
+            raise ValueError(f'--variants: {BEST} needs {REFERENCE}')
+        state['chosen'], overrides = best_overrides(agg)
+        print(f'{BEST}: {state["chosen"]}')
+        results = run_ablation(
+            ABLATION_CONFIG,
+            BURN_IN_CONFIG, {BEST: overrides},
+            results=results,
+            **common)
+    write(results)
+    print('\n' + state['table'])
+    return state
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    work_dir = osp.abspath(args.work_dir)
+    data_root = setup()
+    prepare_data(data_root, args.data_seed)
+    if args.ablation:
+        if args.restart_schedule:
+            raise SystemExit('--ablation runs the continued schedule only')
+        return run_ablation_mode(args, work_dir)
+    return run_seeds(args, work_dir, data_root)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,139 @@
+"""tools/analysis_tools/benchmark_demo.py: the ablation variants and a tiny
+ablation run."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import sys
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+from mmssda.registry import MODELS
+from tests.test_models.utils import REPO
+
+TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_demo.py')
+
+
+@pytest.fixture(scope='module')
+def tool():
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        spec = importlib.util.spec_from_file_location('benchmark_demo', TOOL)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(osp.join(REPO, 'tools'))
+    return module
+
+
+def variant_config(tool, name):
+    cfg = Config.fromfile(tool.ABLATION_CONFIG)
+    cfg.merge_from_dict(tool.VARIANTS[name][1])
+    return cfg
+
+
+def test_every_variant_builds_and_changes_what_it_says(tool):
+    with DefaultScope.overwrite_default_scope('mmssda'):
+        models = {
+            name: MODELS.build(variant_config(tool, name).model)
+            for name in tool.VARIANTS
+        }
+    paper = models[tool.REFERENCE]
+    assert paper.distill_loss is not None
+    assert paper.distill_loss.loss_weight == 0.005  # the paper's lambda
+    assert paper.consistency_loss is not None
+    assert list(models['source_only'].supervised_streams) == ['source_real']
+    assert models['source_only'].distill_loss is None
+    assert models['source_fake'].consistency_loss is None
+    assert list(models['source_fake'].supervised_streams) == [
+        'source_real', 'source_fake'
+    ]
+    assert models['consistency'].distill_loss is None
+    assert models['consistency'].consistency_loss is not None
+    assert models['distill_weight'].distill_loss.loss_weight == \
+        tool.LARGE_DISTILL_WEIGHT > 0.005
+    assert models['adaptive_thr'].adaptive_score_thr is not None
+    assert paper.adaptive_score_thr is None
+    assert type(models['soft'].distill_loss).__name__ == \
+        'YOLOSoftDistillLoss'
+    assert models['soft'].distill_loss.loss_weight == 0.005
+    assert models['ignore'].semi_train_cfg.empty_pseudo_policy == 'ignore'
+    assert paper.semi_train_cfg.empty_pseudo_policy == 'background'
+    # strong views: the target pairs' pipeline only
+    source, target = variant_config(
+        tool, 'strong_views').train_dataloader.dataset.datasets
+    assert 'StrongView' in [t['type'] for t in target.pipeline]
+    assert 'StrongView' not in [t['type'] for t in source.pipeline]
+    paper_target = variant_config(
+        tool, 'paper').train_dataloader.dataset.datasets[1]
+    assert 'StrongView' not in [t['type'] for t in paper_target.pipeline]
+    for name in tool.BEST_CANDIDATES:
+        assert name in tool.VARIANTS
+
+
+def test_unknown_variant_is_named(tool, capsys):
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--ablation', '--variants', 'papr'])
+    assert "unknown ['papr']" in capsys.readouterr().err
+
+
+def test_tiny_ablation_runs_resumes_and_combines_the_best(
+        tool, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from mmssda.datasets import generate_fog_shapes
+    data_root = 'data/fog_shapes/'
+    generate_fog_shapes(
+        data_root, seed=0, num_source=6, num_target=6, num_val=4,
+        img_size=96)
+    # the tool's setup() moves to the repository's data set
+    monkeypatch.setattr(tool, 'setup', lambda: data_root)
+    monkeypatch.setattr(tool, 'BEST_CANDIDATES', ['consistency'])
+    work_dir = str(tmp_path / 'ablation')
+    argv = [
+        '--ablation', '--seeds', '0', '1', '--variants', 'consistency',
+        'paper', 'best', '--burn-in-iters', '2', '--adapt-iters', '2',
+        '--evals', '2', '--last-k', '2', '--work-dir', work_dir,
+        '--cfg-options', 'default_hooks.logger.interval=1',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False'
+    ]
+    state = tool.main(argv)
+    assert state['chosen'] == ['consistency']
+    assert set(state['results']) == {'consistency', 'paper', 'best'}
+    for variant in state['results'].values():
+        assert set(variant) == {'0', '1'}
+        for stats in variant.values():
+            assert 0 <= stats['mAP50'] <= stats['mAP50_best'] <= 1
+    # one burn-in per seed, every variant resumed it at iteration 2
+    for seed in (0, 1):
+        seed_dir = osp.join(work_dir, f'seed_{seed}')
+        assert osp.isfile(osp.join(seed_dir, 'burn_in', 'iter_2.pth'))
+        assert not osp.exists(osp.join(seed_dir, 'paper', 'iter_4.pth'))
+        with open(osp.join(seed_dir, 'paper', 'result.json')) as f:
+            steps = [
+                s['step'] for s in json.load(f)['scalars']
+                if 'student/coco/bbox_mAP_50' in s
+            ]
+        assert steps == [3, 4]
+    # the distillation logs exist where distillation runs, not elsewhere
+    assert state['results']['paper']['0']['num_pseudo'] is not None
+    assert state['results']['consistency']['0']['num_pseudo'] is None
+    # best = paper + consistency's overrides: no distillation
+    best_cfg = Config.fromfile(
+        osp.join(work_dir, 'seed_0', 'best',
+                 osp.basename(tool.ABLATION_CONFIG)))
+    assert best_cfg.model.distill_loss is None
+    with open(osp.join(work_dir, 'results.md')) as f:
+        table = f.read()
+    assert table.count('\n') == 5  # header, rule, three variants
+    assert '| best: + consistency |' in table
+    assert '| + distillation (paper recipe, lambda 0.005) |' in table
+
+    # rerunning the command trains nothing again
+    result_file = osp.join(work_dir, 'seed_1', 'best', 'result.json')
+    before = os.stat(result_file).st_mtime_ns
+    again = tool.main(argv)
+    assert os.stat(result_file).st_mtime_ns == before
+    assert again['aggregate'] == state['aggregate']
