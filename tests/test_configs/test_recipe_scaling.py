@@ -26,13 +26,17 @@ def types(pipeline):
     for t in pipeline:
         yield t
         yield from types(t.get('transforms', []))
+        yield from types(t.get('pre_transform', []))
 
 
 def derived(cfg):
     """Every size- and class-dependent value a run builds."""
-    out = dict(mosaic=set(), border=set(), test_scale=set(), batch_shape=set())
+    out = dict(mosaic=set(), border=set(), test_scale=set(), batch_shape=set(),
+               cache_scale=set())
     for paired in cfg.train_dataloader.dataset.datasets:
         for t in types(paired.pipeline):
+            if t.type == 'LoadPairedImageFromFile':
+                out['cache_scale'].add(tuple(t.cache_scale))
             if t.type == 'PairedMosaic':
                 out['mosaic'].add(tuple(t.img_scale))
             if t.type == 'YOLOv5RandomAffine':
@@ -56,6 +60,7 @@ def expected(img_scale, num_classes, batch_shape=True):
     w, h = img_scale
     return dict(
         mosaic={(w, h)},
+        cache_scale={(w, h)},
         border={(-w // 2, -h // 2)},
         test_scale={(w, h)},
         batch_shape={w} if batch_shape else set(),
