@@ -17,6 +17,7 @@ function:
   (the dataloader workers).
 """
 import gc
+import json
 import multiprocessing
 import os
 import statistics
@@ -39,6 +40,14 @@ def _walk(node, fn: Callable[[dict], None]) -> None:
     elif isinstance(node, (list, tuple)):
         for value in node:
             _walk(value, fn)
+
+
+def write_json(path: str, obj) -> None:
+    """Write a benchmark's results to ``path`` (folders made as needed)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=2)
+    print(f'written {path}')
 
 
 def _replace_prefix(node, old: str, new: str):

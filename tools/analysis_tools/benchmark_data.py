@@ -298,10 +298,7 @@ def main(argv=None) -> dict:
     print_report(results, meta)
     out = dict(meta=meta, results=results)
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(out, f, indent=2)
-        print(f'written {args.out}')
+        bm.write_json(args.out, out)
     return out
 
 

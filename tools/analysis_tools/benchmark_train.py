@@ -34,7 +34,6 @@ Example::
         --iters 30 --warmup 5 --num-workers 2 --out bench.json
 """
 import argparse
-import json
 import os
 import os.path as osp
 import platform
@@ -318,10 +317,7 @@ def run(args) -> dict:
     print_report(results, meta)
     out = dict(meta=meta, results=results)
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(out, f, indent=2)
-        print(f'written {args.out}')
+        bm.write_json(args.out, out)
     return out
 
 
