@@ -27,8 +27,8 @@ interleaved.
 Example::
 
     python tools/analysis_tools/benchmark_data.py \\
-        --original /work/orig/SSDA-YOLO \\
-        --original-python /work/orig/venv/bin/python \\
+        --original path/to/SSDA-YOLO \\
+        --original-python path/to/its-venv/bin/python \\
         --out work_dirs/benchmark_data.json
 """
 import argparse

@@ -24,8 +24,8 @@ the medians over rounds and the ratio mmssda / original of each round.
 Example (the figures of docs/performance.md)::
 
     python tools/analysis_tools/benchmark_vs_original.py \\
-        --original /work/orig/SSDA-YOLO \\
-        --original-python /work/orig/venv/bin/python --rounds 3 \\
+        --original path/to/SSDA-YOLO \\
+        --original-python path/to/its-venv/bin/python --rounds 3 \\
         --out work_dirs/benchmark_vs_original.json
 """
 import argparse

@@ -20,12 +20,12 @@ iterations; also the main process's peak RSS over the timed iterations.
 
 Examples::
 
-    ORIG=/work/orig/venv/bin/python
+    ORIG=path/to/its-venv/bin/python
     $ORIG tools/analysis_tools/time_original_ssda_yolo.py \\
-        --repo /work/orig/SSDA-YOLO --out o.json loader \\
+        --repo path/to/SSDA-YOLO --out o.json loader \\
         --data-root work_dirs/benchmark_data/fixture --img-size 640 --cache
     $ORIG tools/analysis_tools/time_original_ssda_yolo.py \\
-        --repo /work/orig/SSDA-YOLO --out o.json train --iters 30 -- \\
+        --repo path/to/SSDA-YOLO --out o.json train --iters 30 -- \\
         --weights '' --cfg models/yolov5s.yaml --data d.yaml ...
 """
 import argparse
