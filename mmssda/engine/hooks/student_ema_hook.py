@@ -22,7 +22,8 @@ class StudentEMAHook(EMAHook):
     accumulation iterations do not count), and swaps the average into the
     student for validation, test and checkpoints exactly like
     :class:`mmengine.hooks.EMAHook`. Under
-    ``mmdet.TeacherStudentValLoop`` the ``student/...`` metrics are
+    :class:`SharedBatchTeacherStudentValLoop` (or mmdet's
+    ``TeacherStudentValLoop``) the ``student/...`` metrics are
     therefore the student-EMA's, and a saved checkpoint's ``student.*``
     weights are the EMA (the raw student is in ``ema_state_dict``).
 

@@ -9,7 +9,8 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from mmssda.engine.runner import TeacherStudentTestLoop
+from mmssda.engine.runner import (SharedBatchTeacherStudentValLoop,
+                                  TeacherStudentTestLoop)
 from tests.conftest import CONFIG_DIR, make_coco_shapes
 from tests.test_models.utils import boost_scores, build_ssda
 from tests.training_helpers import omit_config_text
@@ -119,13 +120,17 @@ def test_scores_teacher_and_student_like_plain_tests(shapes_root, tmp_path):
         'before_test', 'before_test_epoch', 'after_test_epoch', 'after_test'
     ]
     assert recorder.metrics == metrics
+    # one pass over the data: per batch, the teacher then the student, each
+    # between test iteration hooks
     num_batches = len(recorder.predict_on) // 2
-    assert recorder.predict_on == (['teacher'] * num_batches +
-                                   ['student'] * num_batches)
+    assert num_batches == 3  # 6 images, batch size 2
+    assert recorder.predict_on == ['teacher', 'student'] * num_batches
     assert model.semi_test_cfg['predict_on'] == 'student'
 
 
-def test_reuses_mmdet_teacher_student_val_loop():
+def test_reuses_the_shared_batch_val_loop():
+    assert issubclass(TeacherStudentTestLoop,
+                      SharedBatchTeacherStudentValLoop)
     assert issubclass(TeacherStudentTestLoop, TeacherStudentValLoop)
 
 
