@@ -120,6 +120,17 @@ val_evaluator = [
          eval_mode='area')
 ]
 test_evaluator = val_evaluator
+# The test pipeline also packs the ground truth (`instances`): a CocoMetric
+# without ann_file (VOC, YOLO txt labels) reads it from there.
+test_pack_inputs = _base_.test_pipeline[-1]  # mmdet.PackDetInputs
+test_pipeline = [
+    *_base_.test_pipeline[:-1],
+    dict(
+        test_pack_inputs,
+        meta_keys=(*test_pack_inputs.meta_keys, 'instances'))
+]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
 
 # ===============================Schedule=====================================
 # A NaN/Inf loss or gradient skips the step (NonFiniteLossHook reports it and
@@ -141,8 +152,9 @@ train_cfg = dict(
     max_iters=max_iters,
     val_interval=val_interval)
 # Evaluates the teacher and the student (the student-EMA: StudentEMAHook
-# swaps it in) and logs `teacher/...` and `student/...`.
-val_cfg = dict(_delete_=True, type='mmdet.TeacherStudentValLoop')
+# swaps it in) on one pass over the data and logs `teacher/...` and
+# `student/...`.
+val_cfg = dict(_delete_=True, type='SharedBatchTeacherStudentValLoop')
 test_cfg = dict(_delete_=True, type='TeacherStudentTestLoop')
 
 default_hooks = dict(

@@ -55,11 +55,7 @@ train_dataloader = dict(
 # bbox metrics with per-class AP. CocoMetric has no json here: it builds its
 # ground truth from the raw annotations (`instances`, in original image
 # coordinates), which the test pipeline therefore packs.
-pack_inputs = _base_.test_pipeline[-1]  # mmdet.PackDetInputs
-test_pipeline = [
-    *_base_.test_pipeline[:-1],
-    dict(pack_inputs, meta_keys=(*pack_inputs.meta_keys, 'instances'))
-]
+test_pipeline = _base_.test_pipeline
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
