@@ -700,7 +700,7 @@ def draw_pseudo_labels(cfg: Config,
                        data_root: str,
                        out_file: str,
                        num_images: int = 6,
-                       candidate_thr: float = 0.2) -> None:
+                       candidate_thr: Optional[float] = None) -> None:
     """Target images: the teacher's pseudo-boxes beside the ground truth.
 
     The teacher sees the target-fake image, as in training, with the
@@ -710,8 +710,14 @@ def draw_pseudo_labels(cfg: Config,
     and that threshold (what a lower threshold would add). Images are
     enlarged twice, under a title that says what is drawn, with a legend of
     the class colours on top.
+
+    Args:
+        candidate_thr (float, optional): Lowest score drawn. Defaults to
+            None: half the pseudo-label score threshold.
     """
     score_thr = cfg.model.semi_train_cfg.pseudo_label_cfg.score_thr
+    if candidate_thr is None:
+        candidate_thr = score_thr / 2
     # Greedy NMS never lets a lower-scored box suppress a higher one, so the
     # boxes above score_thr are exactly the pseudo-labels of training.
     model = _load_teacher(cfg, checkpoint, min(candidate_thr, score_thr),

@@ -4,6 +4,7 @@ import json
 import os
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -262,3 +263,58 @@ def test_each_demo_config_runs_and_reports(tmp_path, monkeypatch):
     assert [s['score_thr'] for s in sweep] == [0.0, 0.5]
     assert sweep[0]['num_pseudo'] >= sweep[1]['num_pseudo']
     assert sweep[0]['recall'] >= sweep[1]['recall']
+
+
+def test_pseudo_label_picture_draws_candidates_below_threshold(
+        tmp_path, monkeypatch):
+    """Thick boxes: the pseudo-labels (score >= the recipe's threshold);
+    thin: the candidates down to half of it; lower scores are not drawn."""
+    from mmengine.structures import InstanceData
+
+    from mmssda.apis import adaptation_benchmark as ab
+    cfg = Config.fromfile(CONFIGS['ssda'])
+    score_thr = cfg.model.semi_train_cfg.pseudo_label_cfg.score_thr
+    img = np.zeros((32, 32, 3), np.uint8)
+    scores = [score_thr + 0.1, score_thr * 0.75, score_thr * 0.3]
+    loaded = {}
+
+    def load_teacher(cfg, checkpoint, thr, teacher_from_student):
+        loaded['thr'] = thr
+        return object()
+
+    def predict_pseudo(model, images):
+        # the teacher keeps what scores at least the loading threshold
+        keep = [s for s in scores if s >= loaded['thr']]
+        return [
+            InstanceData(
+                bboxes=torch.tensor([[2., 2., 20., 20.]] * len(keep)),
+                labels=torch.zeros(len(keep), dtype=torch.long),
+                scores=torch.tensor(keep)) for _ in images
+        ]
+
+    titles = []
+    draw = ab._draw
+
+    def record(img, boxes, lines, thin=None, scale=2):
+        titles.append((lines, None if thin is None else thin.tolist()))
+        return draw(img, boxes, lines, thin, scale)
+
+    monkeypatch.setattr(ab, '_load_teacher', load_teacher)
+    monkeypatch.setattr(ab, '_predict_pseudo', predict_pseudo)
+    monkeypatch.setattr(
+        ab, '_target_images', lambda root, n: (['a.jpg', 'b.jpg'], [img] * 2,
+                                               [img] * 2,
+                                               [np.zeros((0, 5))] * 2))
+    monkeypatch.setattr(ab, '_draw', record)
+    out = str(tmp_path / 'pseudo.png')
+    ab.draw_pseudo_labels(cfg, 'ckpt.pth', 'root', out, num_images=2)
+
+    assert osp.isfile(out)
+    teacher_titles = titles[0::2]
+    assert len(teacher_titles) == 2
+    lines, thin = teacher_titles[0]
+    assert lines == [
+        f'teacher, score >= {score_thr:.2f}: 1',
+        f'thin: 1 more >= {score_thr / 2:.2f}'
+    ]
+    assert thin == [False, True]
