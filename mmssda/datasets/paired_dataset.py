@@ -50,6 +50,17 @@ def _leaf_datasets(dataset) -> Iterator:
         yield from _leaf_datasets(child)
 
 
+def _returns_copies(dataset) -> bool:
+    """Whether ``dataset.get_data_info`` returns a new object each call:
+    mmengine's ``BaseDataset`` does, and its wrappers pass it on."""
+    if isinstance(dataset, ConcatDataset):
+        return all(_returns_copies(d) for d in dataset.datasets)
+    if isinstance(dataset, (RepeatDataset, ClassBalancedDataset)):
+        return _returns_copies(dataset.dataset)
+    return (isinstance(dataset, BaseDataset) and
+            type(dataset).get_data_info is BaseDataset.get_data_info)
+
+
 @DATASETS.register_module()
 class PairedDataset:
     """A detection dataset whose samples are (real, fake) image pairs.
@@ -202,6 +213,10 @@ class PairedDataset:
         self.max_refetch = max_refetch
         self._dataset_cfg = copy.deepcopy(dataset)
         self.dataset = self._build_inner(dataset, test_mode, invalid_policy)
+        # mmengine's data sets hand out a fresh copy of each data info
+        # (unpickled or deep-copied): copying it again costs ~7% of a cached
+        # training batch's CPU time
+        self._inner_copies = _returns_copies(self.dataset)
         # only fake files are found through it
         self.real_root = real_root if real_root is not None or \
             self.fake_root is None else self._default_real_root()
@@ -448,8 +463,9 @@ class PairedDataset:
         """
         if not self._fully_initialized:
             self.full_init()
-        info = copy.deepcopy(
-            self.dataset.get_data_info(self._indices[idx]))
+        info = self.dataset.get_data_info(self._indices[idx])
+        if not self._inner_copies:
+            info = copy.deepcopy(info)
         info['fake_img_path'] = self.fake_img_paths[idx]
         info['domain'] = self.domain
         return info

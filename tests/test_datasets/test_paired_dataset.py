@@ -63,6 +63,42 @@ def test_default_real_root_and_info_is_a_copy(tmp_path, pair_data,
     assert 'domain' not in ds.metainfo
 
 
+@pytest.mark.parametrize('fmt', ['coco', 'yolo'])
+def test_info_copied_once(tmp_path, pair_data, paired_helpers, mmssda_scope,
+                          monkeypatch, fmt):
+    """mmengine's data sets already hand out a copy of each data info:
+    no second deep copy (a hot path of every training sample); an inner
+    data set that hands out its own objects still gets one."""
+    import mmssda.datasets.paired_dataset as paired_module
+    data = pair_data(tmp_path / 'd', num=2)
+    ds = _paired(data, fmt, paired_helpers, domain='target')
+    ds.full_init()
+    calls = []
+    deepcopy = paired_module.copy.deepcopy
+    monkeypatch.setattr(paired_module.copy, 'deepcopy',
+                        lambda x, *a: calls.append(1) or deepcopy(x, *a))
+    info = ds.get_data_info(1)
+    assert calls == []
+    info['instances'].clear()
+    assert ds.get_data_info(1)['instances']
+
+    class SharingDataset(type(ds.dataset)):
+        """Hands out the same data info object on every call."""
+        shared = {}
+
+        def get_data_info(self, idx):
+            if idx not in self.shared:
+                self.shared[idx] = super().get_data_info(idx)
+            return self.shared[idx]
+
+    ds.dataset.__class__ = SharingDataset
+    ds._inner_copies = paired_module._returns_copies(ds.dataset)
+    info = ds.get_data_info(1)
+    assert calls == [1]
+    info['instances'].clear()
+    assert ds.get_data_info(1)['instances']
+
+
 def test_missing_fakes_fail_fast(tmp_path, pair_data, paired_helpers,
                                  mmssda_scope):
     data = pair_data(tmp_path / 'd', num=4)
