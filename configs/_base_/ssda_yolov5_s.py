@@ -63,7 +63,10 @@ model = dict(
         supervised_streams=['source_real', 'source_fake'],
         pseudo_label_cfg=pseudo_label_cfg,
         analysis_iou_thr=0.5),
-    semi_test_cfg=dict(predict_on='student', extract_feat_on='student'))
+    semi_test_cfg=dict(predict_on='student', extract_feat_on='student'),
+    # the same computation in another memory layout: 9% less time per SSDA
+    # iteration on CPU (docs/performance.md)
+    channels_last=True)
 
 # ===============================Data=========================================
 # One sample is a (real, fake) pair; both images get the same geometry and
