@@ -128,7 +128,7 @@ def test_tiny_ablation_runs_resumes_and_combines_the_best(
     with open(osp.join(work_dir, 'results.md')) as f:
         table = f.read()
     assert table.count('\n') == 5  # header, rule, three variants
-    assert '| best: + consistency |' in table
+    assert '| best: paper + consistency |' in table
     assert '| + distillation (paper recipe, lambda 0.005) |' in table
 
     # rerunning the command trains nothing again

@@ -254,9 +254,22 @@ def best_overrides(agg: dict) -> tuple:
 def ablation_labels(chosen=None) -> dict:
     labels = {name: label for name, (label, _) in VARIANTS.items()}
     if chosen is not None:
-        labels[BEST] = 'best: ' + (' + '.join(
-            VARIANTS[c][0] for c in chosen) if chosen else 'none')
+        labels[BEST] = 'best: ' + (REFERENCE_LABEL + ' + ' + ' + '.join(
+            _addition(VARIANTS[c][0]) for c in chosen) if chosen else 'none')
     return labels
+
+
+#: How the table names the reference in the ``best`` row.
+REFERENCE_LABEL = 'paper'
+
+
+def _addition(label: str) -> str:
+    """What a variant's label adds to the reference: ``'paper + soft
+    distillation'`` -> ``'soft distillation'``."""
+    for prefix in (f'{REFERENCE_LABEL} + ', f'{REFERENCE_LABEL}, ', '+ '):
+        if label.startswith(prefix):
+            return label[len(prefix):]
+    return label
 
 
 def run_ablation_mode(args, work_dir: str) -> dict:
