@@ -9,13 +9,10 @@ from mmengine.dataset import BaseDataset
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from tests.conftest import CONFIG_DIR, make_coco_shapes
-from tests.test_models.utils import boost_scores, build_ssda
-from tests.training_helpers import omit_config_text
+from tests.conftest import CONFIG_DIR
+from tests.test_models.utils import build_ssda
 
-# Class scores (logits) that make a detector call everything a square (the
-# teacher) or a disc (the student).
-SQUARE, DISC = (8., -8.), (-8., 8.)
+pytestmark = pytest.mark.usefixtures('cheap_config_text')
 
 
 class ValRecorder(Hook):
@@ -50,18 +47,6 @@ class ValRecorder(Hook):
 
     def before_test(self, runner):
         self.calls.append('before_test')
-
-
-@pytest.fixture(autouse=True)
-def cheap_config_text(monkeypatch):
-    omit_config_text(monkeypatch)
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('shapes'))
-    make_coco_shapes(root, num_images=6, seed=3)
-    return root
 
 
 @pytest.fixture
@@ -111,13 +96,11 @@ def run_val(model, loop, data_root, work_dir):
 
 
 def test_one_pass_same_metrics_as_mmdet_loop(shapes_root, tmp_path,
-                                             load_counter):
-    model = build_ssda(seed=0)
+                                             load_counter,
+                                             square_teacher_disc_student):
     # different predictions per model: the teacher finds squares only,
     # the student discs only
-    boost_scores(model.teacher, cls=SQUARE)
-    boost_scores(model.student, cls=DISC)
-    model.eval()
+    model = square_teacher_disc_student
 
     theirs, _, _, their_preprocessed = run_val(
         model, 'mmdet.TeacherStudentValLoop', shapes_root,

@@ -11,13 +11,10 @@ from mmengine.runner import Runner
 
 from mmssda.engine.runner import (SharedBatchTeacherStudentValLoop,
                                   TeacherStudentTestLoop)
-from tests.conftest import CONFIG_DIR, make_coco_shapes
-from tests.test_models.utils import boost_scores, build_ssda
-from tests.training_helpers import omit_config_text
+from tests.conftest import CONFIG_DIR
+from tests.test_models.utils import build_ssda
 
-# Class scores (logits) that make a detector call everything a square (the
-# teacher) or a disc (the student).
-SQUARE, DISC = (8., -8.), (-8., 8.)
+pytestmark = pytest.mark.usefixtures('cheap_config_text')
 
 
 class StageRecorder(Hook):
@@ -51,18 +48,6 @@ class StageRecorder(Hook):
         self.calls.append('after_val_epoch')
 
 
-@pytest.fixture(autouse=True)
-def cheap_config_text(monkeypatch):
-    omit_config_text(monkeypatch)
-
-
-@pytest.fixture(scope='module')
-def shapes_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('shapes'))
-    make_coco_shapes(root, num_images=6, seed=3)
-    return root
-
-
 def run_test(model, loop, data_root, work_dir, name):
     """``runner.test()`` of ``model`` on the shapes set with ``loop``:
     COCO per-class and VOC AP50 metrics. Returns the metrics and the
@@ -87,12 +72,10 @@ def run_test(model, loop, data_root, work_dir, name):
     return runner.test(), recorder
 
 
-def test_scores_teacher_and_student_like_plain_tests(shapes_root, tmp_path):
-    model = build_ssda(seed=0)
+def test_scores_teacher_and_student_like_plain_tests(
+        shapes_root, tmp_path, square_teacher_disc_student):
     # different weights, and different predictions per class
-    boost_scores(model.teacher, cls=SQUARE)
-    boost_scores(model.student, cls=DISC)
-    model.eval()
+    model = square_teacher_disc_student
 
     metrics, recorder = run_test(model, 'TeacherStudentTestLoop',
                                  shapes_root, str(tmp_path / 'ts'), 'ts')
