@@ -54,8 +54,7 @@ train_dataloader = dict(
 # The recipe's evaluators: VOC-style AP50 (per class in the log) and COCO
 # bbox metrics with per-class AP. CocoMetric has no json here: it builds its
 # ground truth from the raw annotations (`instances`, in original image
-# coordinates), which the test pipeline therefore packs.
-test_pipeline = _base_.test_pipeline
+# coordinates), which the recipe's test pipeline packs.
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
@@ -65,7 +64,7 @@ val_dataloader = dict(
         data_prefix=dict(img=target_images + 'val/'),
         test_mode=True,
         batch_shapes_cfg=_base_.val_dataloader.dataset.batch_shapes_cfg,
-        pipeline=test_pipeline))
+        pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader
 
 # Head classes, loss_cls weight and the rest from num_classes/img_scale.

@@ -69,8 +69,7 @@ train_dataloader = dict(
 # The recipe's evaluators: VOC-style AP50 (per class in the log) and COCO
 # bbox metrics with per-class AP. CocoMetric has no json here: it builds its
 # ground truth from the raw annotations (`instances`, in original image
-# coordinates), which the test pipeline therefore packs.
-test_pipeline = _base_.test_pipeline
+# coordinates), which the recipe's test pipeline packs.
 val_dataloader = dict(
     dataset=dict(
         _delete_=True,
@@ -80,5 +79,5 @@ val_dataloader = dict(
         ann_file='clipart/ImageSets/Main/test.txt',
         data_prefix=dict(sub_data_root='clipart/'),
         test_mode=True,
-        pipeline=test_pipeline))
+        pipeline=_base_.test_pipeline))
 test_dataloader = val_dataloader
