@@ -53,7 +53,7 @@ MMCV_VERSION=$(pinned mmcv)
 stack_ok() {
     MMSSDA_ROOT="$ROOT" MMSSDA_STACK="$STACK" MMSSDA_TESTS="$WITH_TESTS" \
     "$PY" - <<'EOF' 2>/dev/null
-import os, re, sys
+import os, sys
 # Not the current folder ('' on stdin): tools/*.py do not see it either, so
 # a checkout there must not pass for the installed mmssda.
 sys.path = [p for p in sys.path if p not in ('', os.getcwd())]
@@ -63,9 +63,15 @@ import tensorboard  # noqa
 import mmssda
 if os.environ['MMSSDA_TESTS'] == '1':
     import pytest  # noqa
+from packaging.requirements import Requirement
 for line in open(os.environ['MMSSDA_STACK']):
-    m = re.match(r'^(mm\w+|albumentations|pycocotools)==(\S+)', line)
-    if m and version(m.group(1)) != m.group(2):
+    line = line.split('#')[0].strip()
+    if not line:
+        continue
+    req = Requirement(line)
+    # an existing torch is kept (step 1); every other line must hold
+    if req.name != 'torch' and not req.specifier.contains(
+            version(req.name), prereleases=True):
         sys.exit(1)
 root = os.path.realpath(os.environ['MMSSDA_ROOT'])
 sys.exit(0 if os.path.realpath(mmssda.__file__).startswith(root) else 1)
