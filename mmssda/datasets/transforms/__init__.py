@@ -8,9 +8,11 @@ from .paired_yolov5_hsv_random_aug import PairedYOLOv5HSVRandomAug
 from .random_block_mask import RandomBlockMask
 from .seeded_albu import SeededAlbu
 from .strong_view import StrongView
+from .yolov5_random_affine import YOLOv5RandomAffine
 
 __all__ = [
     'AtmosphericFog', 'FDAStyleTransfer', 'LoadPairedImageFromFile',
     'PackPairedDetInputs', 'PairedMosaic', 'PairedTransform',
-    'PairedYOLOv5HSVRandomAug', 'RandomBlockMask', 'SeededAlbu', 'StrongView'
+    'PairedYOLOv5HSVRandomAug', 'RandomBlockMask', 'SeededAlbu', 'StrongView',
+    'YOLOv5RandomAffine'
 ]
