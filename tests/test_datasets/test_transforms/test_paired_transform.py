@@ -83,3 +83,24 @@ def test_same_draws_with_two_instances(cfg):
     for t in paired:
         assert not {'_get_random_homography_matrix', '_choose_direction'} & \
             set(vars(t.transforms[0]))
+
+
+def test_fake_pass_sees_no_raw_annotations():
+    # the raw `instances` stay with the real results, untouched; the fake
+    # pass gets neither them nor the real boxes (deep-copying them for every
+    # sample was the fake view's main cost)
+    seen = []
+
+    def record(results):
+        seen.append(dict(results))
+        return results
+
+    instances = [dict(bbox=[5., 5., 30., 25.], bbox_label=1, ignore_flag=0)]
+    results = dict(_results(np.random.default_rng(0)),
+                   instances=copy.deepcopy(instances))
+    got = PairedTransform(transforms=[record])(results)
+    real, fake = seen
+    assert real['instances'] == instances
+    assert 'instances' not in fake and len(fake['gt_bboxes']) == 0
+    assert got['instances'] == instances
+    np.testing.assert_array_equal(fake['img'], got['fake_img'])
