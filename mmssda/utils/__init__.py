@@ -1,11 +1,13 @@
 from .checkpoint import allow_mmengine_checkpoint_globals
+from .malloc import keep_large_buffers
 from .pretrained import (MMYOLO_COCO_CHECKPOINTS, PretrainedWeightsError,
                          prepare_pretrained)
 from .recipe_scaling import recipe_mismatches, scale_recipe
 from .setup_env import register_all_modules
 
 __all__ = [
-    'allow_mmengine_checkpoint_globals', 'MMYOLO_COCO_CHECKPOINTS',
+    'allow_mmengine_checkpoint_globals', 'keep_large_buffers',
+    'MMYOLO_COCO_CHECKPOINTS',
     'PretrainedWeightsError', 'prepare_pretrained', 'recipe_mismatches',
     'register_all_modules', 'scale_recipe'
 ]

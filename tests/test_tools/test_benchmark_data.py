@@ -45,6 +45,8 @@ def test_benchmark_data_tiny(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert 'workers for step' in printed
     assert json.loads(out.read_text())['meta'] == result['meta']
+    # each loader ran in a process of its own
+    assert result['meta']['mmssda_in_process'] is False
     results = result['results']
     assert set(results) == {'mmssda', 'mmssda cache=ram',
                             'mmssda cache=disk'}

@@ -22,7 +22,10 @@ Loaders: mmssda (the config's ``PairedDataset`` pipeline, retargeted to
 ``--original``, the original's ``LoadImagesAndLabels`` without and with its
 ``--cache-images``, run by ``time_original_ssda_yolo.py`` in the original's
 own Python (``--original-python``). ``--rounds`` repeats all loaders,
-interleaved.
+interleaved. Every loader runs in a fresh process of its own (mmssda's
+too, unless ``--in-process``), as a dataloader worker does; mmssda's with
+the malloc settings of ``SSDAIterBasedTrainLoop``'s workers
+(:func:`mmssda.utils.keep_large_buffers`).
 
 Example::
 
@@ -51,6 +54,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
+from mmssda.utils import keep_large_buffers  # noqa: E402
 from mmssda.utils import register_all_modules  # noqa: E402
 from mmssda.utils import benchmark as bm  # noqa: E402
 
@@ -87,6 +91,11 @@ def parse_args(argv=None):
                         help="the original's Python (its own venv)")
     parser.add_argument('--work-dir', default='work_dirs/benchmark_data')
     parser.add_argument('--out', help='write the results as JSON here')
+    parser.add_argument('--in-process', action='store_true',
+                        help="time mmssda's loaders in this process, one "
+                        'after the other (default: each in a fresh '
+                        "process, as the original's)")
+    parser.add_argument('--only-cache', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -187,6 +196,37 @@ def time_ours(args, fixture: str, cache) -> dict:
         cpu_times=cpu)
 
 
+def time_ours_fresh(args, fixture: str, cache) -> dict:
+    """:func:`time_ours` in a fresh Python process.
+
+    A loader timed after another in one process inherits its heap: after
+    the uncached loader has decoded full-size images, the cached one
+    page-faulted on every new mosaic canvas and took about a fifth longer
+    than in a process of its own, which is what a dataloader worker is
+    (and how the original's loaders are timed).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = osp.join(tmp, 'ours.json')
+        cmd = [
+            sys.executable,
+            osp.abspath(__file__), '--config', args.config, '--size',
+            *map(str, args.size), '--num-pairs',
+            str(args.num_pairs), '--img-size',
+            str(args.img_size), '--source-per-batch',
+            str(args.source_per_batch), '--target-per-batch',
+            str(args.target_per_batch), '--batches',
+            str(args.batches), '--work-dir', args.work_dir, '--only-cache',
+            cache or 'none', '--out', out
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f'mmssda loader failed ({cmd}):\n'
+                               f'{proc.stdout[-3000:]}{proc.stderr[-3000:]}')
+        with open(out) as f:
+            return json.load(f)
+
+
 def time_original(args, fixture: str, cache: bool) -> dict:
     """The original's loader, in its own Python (a subprocess)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -252,6 +292,19 @@ def main(argv=None) -> dict:
     torch.set_num_threads(1)  # as in a dataloader worker
     cv2_threads = cv2.getNumThreads()
     cv2.setNumThreads(0)
+    if args.only_cache:  # one loader, for time_ours_fresh
+        # as SSDAIterBasedTrainLoop's dataloader workers
+        keep_large_buffers()
+        try:
+            result = time_ours(
+                args, fixture,
+                None if args.only_cache == 'none' else args.only_cache)
+        finally:
+            torch.set_num_threads(threads)
+            cv2.setNumThreads(cv2_threads)
+        bm.write_json(args.out, result)
+        return result
+    time_mmssda = time_ours if args.in_process else time_ours_fresh
     loaders = [('mmssda', 'ours', None)]
     loaders += [(f'mmssda cache={m}', 'ours', m) for m in args.cache]
     if args.original:
@@ -263,7 +316,7 @@ def main(argv=None) -> dict:
             for name, kind, cache in loaders:
                 print(f'[round {r + 1}] {name} ...', flush=True)
                 runs[name].append(
-                    time_ours(args, fixture, cache) if kind ==
+                    time_mmssda(args, fixture, cache) if kind ==
                     'ours' else time_original(args, fixture, cache))
     finally:
         torch.set_num_threads(threads)
@@ -291,6 +344,7 @@ def main(argv=None) -> dict:
         target_per_batch=args.target_per_batch,
         batches=args.batches,
         rounds=args.rounds,
+        mmssda_in_process=args.in_process,
         step_times=list(args.step_times),
         config=args.config,
         original=args.original,

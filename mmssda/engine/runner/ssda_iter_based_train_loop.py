@@ -1,5 +1,6 @@
 import logging
-from typing import Dict, List, Optional, Tuple, Union
+from functools import partial
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from mmengine.logging import print_log
 from mmengine.runner.loops import (IterBasedTrainLoop,
@@ -7,9 +8,19 @@ from mmengine.runner.loops import (IterBasedTrainLoop,
 from torch.utils.data import DataLoader
 
 from mmssda.registry import LOOPS
-from mmssda.utils import recipe_mismatches
+from mmssda.utils import keep_large_buffers, recipe_mismatches
 
 SAMPLER_SEED_KEY = 'train_sampler_seed'
+
+
+def init_data_worker(worker_id: int,
+                     previous: Optional[Callable[[int], None]] = None
+                     ) -> None:
+    """A train dataloader worker's init: the dataloader's own (MMEngine's
+    seeding), then :func:`keep_large_buffers`."""
+    if previous is not None:
+        previous(worker_id)
+    keep_large_buffers()
 
 
 @LOOPS.register_module()
@@ -38,6 +49,12 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
     for ``num_workers>0`` see :class:`RandomStateHook` (data order exact,
     worker augmentation draws restart from the worker seeds).
 
+    With ``keep_worker_buffers`` each dataloader worker, after its usual
+    init, lets malloc reuse freed image-sized buffers
+    (:func:`mmssda.utils.keep_large_buffers`) instead of page-faulting on a
+    fresh mosaic canvas for every sample; the training process keeps its
+    malloc settings.
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The dataloader or its config.
@@ -46,6 +63,8 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
         val_interval (int): Validation interval. Defaults to 1000.
         dynamic_intervals (list[tuple[int, int]], optional): Milestones and
             validation intervals used after them. Defaults to None.
+        keep_worker_buffers (bool): Call :func:`keep_large_buffers` in each
+            dataloader worker. Defaults to True.
 
     Example:
         >>> train_cfg = dict(type='SSDAIterBasedTrainLoop', max_iters=60000,
@@ -60,7 +79,11 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
             max_iters: int,
             val_begin: int = 1,
             val_interval: int = 1000,
-            dynamic_intervals: Optional[List[Tuple[int, int]]] = None) -> None:
+            dynamic_intervals: Optional[List[Tuple[int, int]]] = None,
+            keep_worker_buffers: bool = True) -> None:
+        if keep_worker_buffers:
+            # the parent starts the workers (its iterator) as it builds it
+            dataloader = self._with_worker_buffers(runner, dataloader)
         super().__init__(runner, dataloader, max_iters, val_begin,
                          val_interval, dynamic_intervals)
         self._check_batch_composition()
@@ -70,6 +93,21 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
             # overwritten by the checkpoint's value when resuming
             self.runner.message_hub.update_info(SAMPLER_SEED_KEY,
                                                 int(sampler.seed))
+
+    @staticmethod
+    def _with_worker_buffers(runner, dataloader: Union[DataLoader, Dict]
+                             ) -> DataLoader:
+        """The dataloader (built as MMEngine's loops build it), its
+        workers initialised by :func:`init_data_worker`."""
+        if isinstance(dataloader, dict):
+            diff_rank_seed = runner._randomness_cfg.get(
+                'diff_rank_seed', False)
+            dataloader = runner.build_dataloader(
+                dataloader, seed=runner.seed, diff_rank_seed=diff_rank_seed)
+        if dataloader.num_workers > 0:
+            dataloader.worker_init_fn = partial(
+                init_data_worker, previous=dataloader.worker_init_fn)
+        return dataloader
 
     def _check_batch_composition(self) -> None:
         """Refuse batches that would straddle the domains.

@@ -144,3 +144,34 @@ def test_fallback_replay_for_samplers_without_set_start_iter(
     # MMEngine's replay: the 2 consumed batches are loaded again
     assert len(load_counter) == 4 * 2
     assert load(osp.join(work_dir, 'iter_4.pth'))['meta']['iter'] == 4
+
+
+@pytest.mark.parametrize('keep', [True, False])
+def test_workers_keep_large_buffers_after_their_seeding(
+        shapes_root, tmp_path, monkeypatch, keep):
+    from functools import partial
+
+    from mmengine.dataset import worker_init_fn as mmengine_seeding
+
+    from mmssda.engine.runner import ssda_iter_based_train_loop as loop_mod
+    cfg = iter_cfg(shapes_root, str(tmp_path), 2, f'workers_{keep}')
+    cfg.train_dataloader.num_workers = 1
+    cfg.train_dataloader.persistent_workers = False
+    cfg.train_cfg.keep_worker_buffers = keep
+    loop = Runner.from_cfg(cfg).train_loop
+    init = loop.dataloader.worker_init_fn
+    if not keep:
+        assert init.func is mmengine_seeding
+        return
+    assert isinstance(init, partial) and \
+        init.func is loop_mod.init_data_worker
+    # MMEngine's seeding first, unchanged, then the malloc settings
+    assert init.keywords['previous'].func is mmengine_seeding
+    assert init.keywords['previous'].keywords['seed'] == 0
+    calls = []
+    monkeypatch.setattr(loop_mod, 'keep_large_buffers',
+                        lambda: calls.append('buffers'))
+    loop_mod.init_data_worker(3, previous=calls.append)
+    assert calls == [3, 'buffers']
+    # the workers run it: a batch loads
+    assert next(iter(loop.dataloader))
