@@ -61,12 +61,16 @@ class PairedYOLOv5HSVRandomAug(YOLOv5HSVRandomAug):
 
     @staticmethod
     def _apply_gains(img: np.ndarray, gains: np.ndarray) -> np.ndarray:
-        """Scale H, S, V of a BGR uint8 image by ``gains`` through LUTs."""
-        hue, sat, val = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))
+        """Scale H, S, V of a BGR uint8 image by ``gains`` through LUTs.
+
+        The parent's tables, applied as one 3-channel LUT (one call per
+        channel plus ``split`` and ``merge`` give the same pixels).
+        """
         table = np.arange(0, 256, dtype=gains.dtype)
-        lut_hue = ((table * gains[0]) % 180).astype(np.uint8)
-        lut_sat = np.clip(table * gains[1], 0, 255).astype(np.uint8)
-        lut_val = np.clip(table * gains[2], 0, 255).astype(np.uint8)
-        im_hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat),
-                            cv2.LUT(val, lut_val)))
+        lut = np.stack([
+            (table * gains[0]) % 180,
+            np.clip(table * gains[1], 0, 255),
+            np.clip(table * gains[2], 0, 255)
+        ], -1).astype(np.uint8).reshape(1, 256, 3)
+        im_hsv = cv2.LUT(cv2.cvtColor(img, cv2.COLOR_BGR2HSV), lut)
         return cv2.cvtColor(im_hsv, cv2.COLOR_HSV2BGR)
