@@ -1,3 +1,0 @@
-from .stacked_det_data_preprocessor import StackedDetDataPreprocessor
-
-__all__ = ['StackedDetDataPreprocessor']
