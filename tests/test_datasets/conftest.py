@@ -163,6 +163,17 @@ def train_pipeline(img_scale=(64, 64), rotate=0.0, shear=0.0):
     ]
 
 
+def assert_same_pair(got, want_real, want_fake_img):
+    """``got`` (paired results) holds ``want_real``'s image, boxes and
+    labels, and ``want_fake_img`` as its fake image."""
+    np.testing.assert_array_equal(got['img'], want_real['img'])
+    np.testing.assert_array_equal(got['fake_img'], want_fake_img)
+    np.testing.assert_allclose(got['gt_bboxes'].tensor,
+                               want_real['gt_bboxes'].tensor)
+    np.testing.assert_array_equal(got['gt_bboxes_labels'],
+                                  want_real['gt_bboxes_labels'])
+
+
 @pytest.fixture
 def mmssda_scope():
     with DefaultScope.overwrite_default_scope('mmssda'):
@@ -177,4 +188,4 @@ def pair_data():
 @pytest.fixture
 def paired_helpers():
     return dict(inner_cfg=inner_cfg, train_pipeline=train_pipeline,
-                classes=CLASSES)
+                classes=CLASSES, assert_same_pair=assert_same_pair)
