@@ -19,9 +19,9 @@ class YOLOv5RandomAffine(MMYOLOYOLOv5RandomAffine):
     interpolation differently) in about half the time with OpenCV 4.x:
     1.07 ms against 2.09 ms for the 1280x1280 mosaic to 640x640 of the
     YOLOv5 recipe, one thread (OpenCV 5.0's ``warpAffine`` has no such fast
-    path: 2.2 ms). The
-    random draws, the box projection, clipping and filtering are the
-    parent's, so :class:`PairedTransform` shares the draws as before.
+    path: 2.2 ms). The random draws, the box projection, clipping and
+    filtering are the parent's, so :class:`PairedTransform` shares the
+    draws as before.
     A matrix that is not affine (a subclass adding perspective) and samples
     with ``gt_masks`` go through the parent unchanged.
 
