@@ -1,6 +1,6 @@
 """The demo: SSDA-YOLO on the built-in clear -> fog benchmark, end to end.
 
-    python tools/demo.py                    # about 13 minutes on 2 CPU cores
+    python tools/demo.py                    # about 12 minutes on 2 CPU cores
     python tools/demo.py --seed 1 --work-dir work_dirs/demo_seed1
 
 It writes the data set (``data/fog_shapes``, once), then trains four normal
