@@ -44,6 +44,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -281,6 +283,20 @@ def print_report(results: dict, meta: dict) -> None:
           'ceil(CPU s/batch / step))')
 
 
+@contextmanager
+def worker_threads() -> Iterator[None]:
+    """One torch thread and no OpenCV threads in this process, as in a
+    dataloader worker; the previous settings afterwards."""
+    threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(0)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv2_threads)
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     register_all_modules(init_default_scope=False)
@@ -289,20 +305,13 @@ def main(argv=None) -> dict:
             osp.join(args.work_dir,
                      f'fixture_{args.size[0]}x{args.size[1]}')),
         args.num_pairs, tuple(args.size))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in a dataloader worker
-    cv2_threads = cv2.getNumThreads()
-    cv2.setNumThreads(0)
     if args.only_cache:  # one loader, for time_ours_fresh
         # as SSDAIterBasedTrainLoop's dataloader workers
         keep_large_buffers()
-        try:
+        with worker_threads():
             result = time_ours(
                 args, fixture,
                 None if args.only_cache == 'none' else args.only_cache)
-        finally:
-            torch.set_num_threads(threads)
-            cv2.setNumThreads(cv2_threads)
         bm.write_json(args.out, result)
         return result
     time_mmssda = time_ours if args.in_process else time_ours_fresh
@@ -312,16 +321,13 @@ def main(argv=None) -> dict:
         loaders += [('original', 'original', False),
                     ('original --cache-images', 'original', True)]
     runs = {name: [] for name, _, _ in loaders}
-    try:
+    with worker_threads():
         for r in range(args.rounds):
             for name, kind, cache in loaders:
                 print(f'[round {r + 1}] {name} ...', flush=True)
                 runs[name].append(
                     time_mmssda(args, fixture, cache) if kind ==
                     'ours' else time_original(args, fixture, cache))
-    finally:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(cv2_threads)
     results = {}
     for name, rs in runs.items():
         results[name] = dict(
