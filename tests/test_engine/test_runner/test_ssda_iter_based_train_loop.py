@@ -2,16 +2,18 @@
 import copy
 import os
 import os.path as osp
+from functools import partial
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import ConcatDataset
+from mmengine.dataset import worker_init_fn as mmengine_seeding
 from mmengine.runner import Runner
 
 import mmssda.engine.hooks.random_state_hook  # noqa: F401
 import mmssda.engine.optimizers.non_finite_skip_optim_wrapper  # noqa: F401
-import mmssda.engine.runner.ssda_iter_based_train_loop  # noqa: F401
+from mmssda.engine.runner import ssda_iter_based_train_loop as loop_mod
 from mmssda.engine.runner.ssda_iter_based_train_loop import \
     SSDAIterBasedTrainLoop
 from tests.conftest import CONFIG_DIR, make_coco_shapes
@@ -149,11 +151,6 @@ def test_fallback_replay_for_samplers_without_set_start_iter(
 @pytest.mark.parametrize('keep', [True, False])
 def test_workers_keep_large_buffers_after_their_seeding(
         shapes_root, tmp_path, monkeypatch, keep):
-    from functools import partial
-
-    from mmengine.dataset import worker_init_fn as mmengine_seeding
-
-    from mmssda.engine.runner import ssda_iter_based_train_loop as loop_mod
     cfg = iter_cfg(shapes_root, str(tmp_path), 2, f'workers_{keep}')
     cfg.train_dataloader.num_workers = 1
     cfg.train_dataloader.persistent_workers = False
