@@ -8,7 +8,7 @@ Comparison mode: each seed runs the four stages of ``tools/demo.py``
 (burn-in, source-only, SSDA, oracle) on the same generated data set, in
 ``--work-dir/seed_<k>``; the per-seed tables, their mean and the per-seed
 SSDA - source-only differences go to ``--work-dir/results.json`` and
-``results.md``. About 13 minutes a seed on 2 CPU cores.
+``results.md``. About 12 minutes a seed on 2 CPU cores.
 
 Ablation mode (``--ablation``): per seed one burn-in, then every variant of
 :data:`VARIANTS` (the demo's SSDA config with the variant's overrides merged
