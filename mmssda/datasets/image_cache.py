@@ -11,6 +11,8 @@ from typing import Callable, Dict, Iterable, Optional, Tuple
 import mmcv
 import numpy as np
 
+from mmssda.utils.file_mapping import map_file_array, max_map_count
+
 #: Where ``mode='ram'`` keeps its per-run folder (a tmpfs: shared memory).
 RAM_ROOT = '/dev/shm'
 #: Where ``mode='disk'`` keeps its entries unless told otherwise.
@@ -21,6 +23,10 @@ _RUN_DIR_PREFIX = 'mmssda-image-cache-'
 _GIB = 1024**3
 # per process: the RAM folder of this run (inherited by forked workers)
 _RAM_DIRS: Dict[str, str] = {}
+# per process: entries mapped so far, and how many may be (half the
+# kernel's per-process limit of mappings, leaving the rest to everything
+# else)
+_MAPPED = dict(count=0, budget=(max_map_count() or 0) // 2)
 
 
 class ImageCache:
@@ -36,6 +42,15 @@ class ImageCache:
     resized size the mosaic would resize again by a pixel (float rounding).
     Whoever loads an image first (the main process or any dataloader
     worker) decodes, resizes and stores it; everyone else reads it.
+
+    A process maps each stored file the first time it reads it
+    (:func:`~mmssda.utils.file_mapping.map_file_array`: no open file kept,
+    at most half the kernel's ``vm.max_map_count`` files per process, the
+    rest read into arrays of their own), and every later read of that image
+    is the same array: no copy, no system call. Images come out read-only,
+    as stored and as built: a transform that modifies the image in place
+    must copy it first (numpy raises ``assignment destination is
+    read-only``); the stored files never change.
 
     One entry is a ``.npy`` file (the image, uint8, as decoded) and a small
     ``.json`` beside it (the original height and width and the ratio), in a
@@ -191,26 +206,14 @@ class ImageCache:
         folder, name = self._entry_name(path, extra)
         npy = osp.join(folder, name + '.npy')
         known = self._known.get(npy)
+        if known is None:
+            known = self._open_entry(npy, osp.join(folder, name + '.json'))
         if known is not None:
-            img = _read_raw(npy, known)
+            img = known['array']
+            if img is None:
+                img = _read_raw(npy, known)
             if img is not None:
                 return img, known['ori_shape'], known['ratio']
-        try:
-            stored = np.load(npy, mmap_mode='r', allow_pickle=False)
-            with open(osp.join(folder, name + '.json')) as f:
-                meta = json.load(f)
-            known = dict(
-                shape=stored.shape,
-                dtype=stored.dtype,
-                offset=stored.offset,
-                ori_shape=tuple(meta['ori_shape']),
-                ratio=meta['ratio'])
-            img = np.array(stored)
-            del stored
-            self._known[npy] = known
-            return img, known['ori_shape'], known['ratio']
-        except (FileNotFoundError, ValueError, KeyError, OSError):
-            pass
         built = build()
         if built is None:
             return None
@@ -218,7 +221,38 @@ class ImageCache:
         img = np.ascontiguousarray(img)
         self._store(folder, name, img,
                     dict(ori_shape=list(ori_shape), ratio=ratio, path=path))
+        # read-only like a hit, so that the pipeline sees the same array
+        # flags on every epoch
+        img.flags.writeable = False
         return img, tuple(ori_shape), ratio
+
+    def _open_entry(self, npy: str, meta_file: str) -> Optional[dict]:
+        """Layout and meta of a stored entry, its array mapped when the
+        process may map one more file (None: no complete entry)."""
+        try:
+            with open(npy, 'rb') as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    header = np.lib.format.read_array_header_1_0(f)
+                else:
+                    header = np.lib.format.read_array_header_2_0(f)
+                offset = f.tell()
+            with open(meta_file) as f:
+                meta = json.load(f)
+            shape, fortran_order, dtype = header
+            if fortran_order or dtype.hasobject:
+                return None
+            known = dict(
+                shape=shape,
+                dtype=dtype,
+                offset=offset,
+                ori_shape=tuple(meta['ori_shape']),
+                ratio=meta['ratio'],
+                array=_map_entry(npy, offset, shape, dtype))
+        except (FileNotFoundError, ValueError, KeyError, OSError):
+            return None
+        self._known[npy] = known
+        return known
 
     def _entry_name(self, path: str, extra: str) -> Tuple[str, str]:
         """The entry's folder (per source path) and name (per content)."""
@@ -333,7 +367,8 @@ def _sha1(text: str) -> str:
 
 
 def _read_raw(npy: str, known: dict) -> Optional[np.ndarray]:
-    """The array of a known ``.npy`` entry (None if it is gone)."""
+    """The array of a known ``.npy`` entry, read into a fresh read-only
+    array (None if it is gone)."""
     img = np.empty(known['shape'], known['dtype'])
     view = memoryview(img).cast('B')
     try:
@@ -343,7 +378,19 @@ def _read_raw(npy: str, known: dict) -> Optional[np.ndarray]:
                 return None
     except FileNotFoundError:
         return None
+    img.flags.writeable = False
     return img
+
+
+def _map_entry(npy: str, offset: int, shape, dtype) -> Optional[np.ndarray]:
+    """The entry's array mapped from its file, while this process has
+    mappings to spare (None: read it instead)."""
+    if _MAPPED['count'] >= _MAPPED['budget']:
+        return None
+    array = map_file_array(npy, offset, shape, dtype)
+    if array is not None:
+        _MAPPED['count'] += 1
+    return array
 
 
 def _scandir(path: str):

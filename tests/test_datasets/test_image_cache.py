@@ -164,6 +164,38 @@ def test_changed_source_or_scale_is_a_miss(tmp_path):
     assert img.shape == (25, 50, 3) and decoded == [path]
 
 
+@pytest.mark.parametrize('mode', ['ram', 'disk'])
+def test_hits_share_the_stored_pages(tmp_path, mode, monkeypatch):
+    path = str(tmp_path / 'a.png')
+    cv2.imwrite(path, np.full((100, 200, 3), 10, np.uint8))
+    root = tmp_path / 'c'
+    root.mkdir()
+
+    def no_decode(p):
+        pytest.fail(f'decoded {p}')
+
+    cache = ImageCache(mode, (50, 50), cache_dir=str(root))
+    built = cache.load_real(path, cv2.imread)[0]
+    hit = cache.load_real(path, no_decode)[0]
+    again = cache.load_real(path, no_decode)[0]
+    # every hit is the one mapping of the stored file: nothing is copied
+    assert np.shares_memory(hit, again)
+    assert int(hit.mean()) == 10 and hit.shape == (25, 50, 3)
+    # the pipeline gets read-only images, stored or built
+    for img in (built, hit):
+        assert not img.flags.writeable
+        with pytest.raises(ValueError, match='read-only'):
+            img[0, 0, 0] = 1
+    # no mapping to spare: hits are read into arrays of their own
+    monkeypatch.setitem(image_cache_module._MAPPED, 'budget',
+                        image_cache_module._MAPPED['count'])
+    other = ImageCache(mode, (50, 50), cache_dir=str(root))
+    read = other.load_real(path, no_decode)[0]
+    assert not np.shares_memory(read, other.load_real(path, no_decode)[0])
+    assert not read.flags.writeable
+    np.testing.assert_array_equal(read, hit)
+
+
 def test_ram_cache_too_large_names_the_key(tmp_path, pair_data,
                                            paired_helpers, mmssda_scope,
                                            monkeypatch):

@@ -41,6 +41,11 @@ class LoadPairedImageFromFile(LoadImageFromFile):
     images need and raises ``MemoryError`` naming ``cache`` when they would
     not fit. Instance masks are not rescaled. A fake made online (no fake
     file) is made from the cached real image, i.e. at training scale.
+    Cached ``img`` and ``fake_img`` are read-only views of the shared cache
+    (no copy per load; ``to_float32`` gives writeable copies): transforms
+    after this one must not modify them in place (numpy raises
+    ``assignment destination is read-only``; none of mmssda's transforms
+    and none of the recipe's mmyolo/mmdet ones does).
 
     Required Keys:
 
