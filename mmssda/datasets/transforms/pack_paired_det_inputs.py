@@ -1,5 +1,7 @@
 from typing import Sequence
 
+import cv2
+import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.datasets.transforms import PackDetInputs
 
@@ -74,8 +76,10 @@ class PackPairedDetInputs(BaseTransform):
         if 'fake_img' not in results:
             raise KeyError('PackPairedDetInputs needs results["fake_img"] '
                            '(load with LoadPairedImageFromFile).')
-        real = self.packer(results)
-        fake = self.packer(self._fake_results(results))
+        real = self.packer(_with_planar_img(results, results['img']))
+        fake = self.packer(
+            _with_planar_img(
+                self._fake_results(results), results['fake_img']))
         packed = dict(
             inputs={s: None
                     for s in STREAMS},
@@ -88,12 +92,33 @@ class PackPairedDetInputs(BaseTransform):
 
     @staticmethod
     def _fake_results(results: dict) -> dict:
-        """A shallow view of ``results`` whose image is the fake one."""
+        """A shallow view of ``results`` whose image path is the fake's."""
         fake = dict(results)
-        fake['img'] = results['fake_img']
         if results.get('fake_img_path') is not None:  # None: made online
             fake['img_path'] = results['fake_img_path']
         return fake
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
+
+
+def _with_planar_img(results: dict, img: np.ndarray) -> dict:
+    """A shallow view of ``results`` whose ``img`` is ``img``, planar.
+
+    A C-contiguous (H, W, C) uint8 or float32 image with at most 4
+    channels becomes the (H, W, C) view of its (C, H, W) planes; anything
+    else stays as it is (``PackDetInputs`` transposes it itself).
+    """
+    results = dict(results)
+    results['img'] = img
+    if not (isinstance(img, np.ndarray) and img.ndim == 3
+            and img.flags.c_contiguous and 1 <= img.shape[2] <= 4
+            and img.dtype in (np.uint8, np.float32)):
+        return results
+    planes = np.empty((img.shape[2], *img.shape[:2]), img.dtype)
+    split = cv2.split(img, list(planes))
+    if any(out.ctypes.data != plane.ctypes.data
+           for out, plane in zip(split, planes)):
+        planes = np.stack(split)  # an OpenCV that did not write into them
+    results['img'] = planes.transpose(1, 2, 0)
+    return results

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmdet.datasets.transforms import PackDetInputs
 from mmdet.structures.bbox import HorizontalBoxes
 
 from mmssda.datasets import LoadPairedImageFromFile, PackPairedDetInputs
@@ -54,6 +55,37 @@ def test_pack_four_streams(domain):
     assert real.img_path == 'real/a.jpg' and fake.img_path == 'fake/a.png'
     assert real.fake_img_path == 'fake/a.png'
     assert real.domain == fake.domain == domain and real.img_id == 3
+
+
+@pytest.mark.parametrize('kind', ['uint8', 'flipped', 'float32', 'gray',
+                                  'five_channels'])
+def test_pack_images_as_mmdet_does(kind, monkeypatch):
+    rng = np.random.default_rng(0)
+    channels = {'gray': 1, 'five_channels': 5}.get(kind, 3)
+    imgs = [rng.integers(0, 255, (16, 12, channels), dtype=np.uint8)
+            for _ in range(2)]
+    if kind == 'flipped':
+        imgs = [np.flip(img, axis=1) for img in imgs]
+    elif kind == 'float32':
+        imgs = [img.astype(np.float32) / 7 for img in imgs]
+    for img in imgs:
+        img.flags.writeable = False  # as they come from the image cache
+    results = dict(img=imgs[0], fake_img=imgs[1], domain='source',
+                   img_shape=(16, 12), ori_shape=(16, 12))
+    splits = []
+    split = cv2.split
+    monkeypatch.setattr(
+        cv2, 'split', lambda *args: splits.append(1) or split(*args))
+    out = PackPairedDetInputs()(results)
+    mmdet = PackDetInputs()
+    for img, stream in zip(imgs, ('source_real', 'source_fake')):
+        expected = mmdet(dict(img=img))['inputs']
+        assert out['inputs'][stream].dtype == expected.dtype
+        assert torch.equal(out['inputs'][stream], expected)
+        assert out['inputs'][stream].is_contiguous()
+    # C-contiguous images with up to 4 channels: one split each, no
+    # transposing copy
+    assert len(splits) == (2 if kind in ('uint8', 'float32', 'gray') else 0)
 
 
 def test_pack_needs_domain():
