@@ -106,19 +106,29 @@ def _with_planar_img(results: dict, img: np.ndarray) -> dict:
     """A shallow view of ``results`` whose ``img`` is ``img``, planar.
 
     A C-contiguous (H, W, C) uint8 or float32 image with at most 4
-    channels becomes the (H, W, C) view of its (C, H, W) planes; anything
-    else stays as it is (``PackDetInputs`` transposes it itself).
+    channels, or the horizontally flipped view of one (``np.flip(img,
+    axis=1)``, what ``RandomFlip`` returns), becomes the (H, W, C) view of
+    its (C, H, W) planes; anything else stays as it is (``PackDetInputs``
+    transposes it itself).
     """
     results = dict(results)
     results['img'] = img
     if not (isinstance(img, np.ndarray) and img.ndim == 3
-            and img.flags.c_contiguous and 1 <= img.shape[2] <= 4
+            and 1 <= img.shape[2] <= 4
             and img.dtype in (np.uint8, np.float32)):
         return results
+    flipped = not img.flags.c_contiguous
+    if flipped:
+        img = img[:, ::-1]
+        if not img.flags.c_contiguous:
+            return results
     planes = np.empty((img.shape[2], *img.shape[:2]), img.dtype)
     split = cv2.split(img, list(planes))
     if any(out.ctypes.data != plane.ctypes.data
            for out, plane in zip(split, planes)):
         planes = np.stack(split)  # an OpenCV that did not write into them
+    if flipped:
+        for plane in planes:
+            cv2.flip(plane, 1, dst=plane)
     results['img'] = planes.transpose(1, 2, 0)
     return results

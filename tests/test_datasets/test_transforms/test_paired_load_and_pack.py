@@ -57,8 +57,10 @@ def test_pack_four_streams(domain):
     assert real.domain == fake.domain == domain and real.img_id == 3
 
 
-@pytest.mark.parametrize('kind', ['uint8', 'flipped', 'float32', 'gray',
-                                  'five_channels'])
+@pytest.mark.parametrize('kind', [
+    'uint8', 'flipped', 'flipped_vertically', 'float32', 'gray',
+    'five_channels'
+])
 def test_pack_images_as_mmdet_does(kind, monkeypatch):
     rng = np.random.default_rng(0)
     channels = {'gray': 1, 'five_channels': 5}.get(kind, 3)
@@ -66,6 +68,8 @@ def test_pack_images_as_mmdet_does(kind, monkeypatch):
             for _ in range(2)]
     if kind == 'flipped':
         imgs = [np.flip(img, axis=1) for img in imgs]
+    elif kind == 'flipped_vertically':
+        imgs = [np.flip(img, axis=0) for img in imgs]
     elif kind == 'float32':
         imgs = [img.astype(np.float32) / 7 for img in imgs]
     for img in imgs:
@@ -83,9 +87,10 @@ def test_pack_images_as_mmdet_does(kind, monkeypatch):
         assert out['inputs'][stream].dtype == expected.dtype
         assert torch.equal(out['inputs'][stream], expected)
         assert out['inputs'][stream].is_contiguous()
-    # C-contiguous images with up to 4 channels: one split each, no
-    # transposing copy
-    assert len(splits) == (2 if kind in ('uint8', 'float32', 'gray') else 0)
+    # C-contiguous images with up to 4 channels and their horizontal flips:
+    # one split each, no transposing copy
+    assert len(splits) == (
+        0 if kind in ('five_channels', 'flipped_vertically') else 2)
 
 
 def test_pack_needs_domain():
