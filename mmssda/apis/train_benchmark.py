@@ -29,7 +29,7 @@ from mmdet.engine.runner import TeacherStudentValLoop
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 
-from .recipe_scaling import scale_recipe
+from mmssda.utils import scale_recipe
 
 
 def _walk(node, fn: Callable[[dict], None]) -> None:
