@@ -11,7 +11,7 @@ from typing import Callable, Dict, Iterable, Optional, Tuple
 import mmcv
 import numpy as np
 
-from mmssda.utils.file_mapping import map_file_array, max_map_count
+from mmssda.utils import map_file_array, max_map_count
 
 #: Where ``mode='ram'`` keeps its per-run folder (a tmpfs: shared memory).
 RAM_ROOT = '/dev/shm'
@@ -44,7 +44,7 @@ class ImageCache:
     worker) decodes, resizes and stores it; everyone else reads it.
 
     A process maps each stored file the first time it reads it
-    (:func:`~mmssda.utils.file_mapping.map_file_array`: no open file kept,
+    (:func:`~mmssda.utils.map_file_array`: no open file kept,
     at most half the kernel's ``vm.max_map_count`` files per process, the
     rest read into arrays of their own), and every later read of that image
     is the same array: no copy, no system call. Images come out read-only,

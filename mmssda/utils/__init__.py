@@ -1,4 +1,5 @@
 from .checkpoint import allow_mmengine_checkpoint_globals
+from .file_mapping import map_file_array, max_map_count
 from .malloc import keep_large_buffers
 from .pretrained import (MMYOLO_COCO_CHECKPOINTS, PretrainedWeightsError,
                          prepare_pretrained)
@@ -7,7 +8,7 @@ from .setup_env import register_all_modules
 
 __all__ = [
     'allow_mmengine_checkpoint_globals', 'keep_large_buffers',
-    'MMYOLO_COCO_CHECKPOINTS',
+    'map_file_array', 'max_map_count', 'MMYOLO_COCO_CHECKPOINTS',
     'PretrainedWeightsError', 'prepare_pretrained', 'recipe_mismatches',
     'register_all_modules', 'scale_recipe'
 ]

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from mmssda.utils.file_mapping import map_file_array, max_map_count
+from mmssda.utils import map_file_array, max_map_count
 
 
 def _write(path, array, header=b''):
