@@ -11,6 +11,9 @@ function:
   optimizer, logging) and returns the wall time of every iteration;
 - :func:`time_floor` times the model work alone (``model.loss`` and
   ``backward`` on one preprocessed batch already in memory);
+- :func:`floor_flops` counts the floor's floating-point operations and
+  :func:`matmul_gflops` measures the machine's float32 matrix-product
+  rate, to read the floor's rate against;
 - :func:`time_val_loop` times a validation loop and counts its images;
 - :func:`reset_peak_rss` / :func:`peak_rss_mb` read Linux's per-process
   peak resident set size (``VmHWM``) of this process and its children
@@ -387,6 +390,48 @@ def time_floor(model: torch.nn.Module,
             wall.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
     return dict(wall=wall, cpu=cpu)
+
+
+def floor_flops(model: torch.nn.Module, data_batch: dict) -> int:
+    """Floating-point operations of one :func:`floor_step`.
+
+    Counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which
+    knows the matrix operations (convolutions forward and backward, matrix
+    products); element-wise operations (BatchNorm, activations, losses)
+    are not counted. A multiply-add counts as 2.
+
+    Args:
+        model (nn.Module): The (unwrapped) model, in train mode.
+        data_batch (dict): A collated batch; preprocessed here.
+
+    Returns:
+        int: The operations of one forward-and-backward floor step.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    model.train()
+    data = model.data_preprocessor(data_batch, True)
+    with FlopCounterMode(display=False) as counter:
+        floor_step(model, data)
+    return counter.get_total_flops()
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    """This machine's float32 matrix-product rate, in GFLOP/s.
+
+    The median over ``repeats`` products of two ``size`` x ``size``
+    matrices, with this process's torch threads: what the BLAS reaches on
+    the most favourable operation, against which a model's rate can be
+    read.
+    """
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def to_channels_last(model: torch.nn.Module, enable: bool = True) -> None:

@@ -24,7 +24,7 @@ def test_benchmark_train_tiny(tmp_path, capsys):
         '3', '--warmup', '1', '--floor-iters', '2', '--num-workers', '0',
         '--num-source', '6', '--num-val', '4', '--val-repeats', '1',
         # one thread: no OpenMP barrier stalls when the machine is busy
-        '--threads', '1',
+        '--threads', '1', '--count-flops',
         '--work-dir',
         str(tmp_path / 'work'), '--out',
         str(out)
@@ -36,6 +36,15 @@ def test_benchmark_train_tiny(tmp_path, capsys):
     assert meta['img_size'] == 64 and meta['iters'] == 3
     assert 'floor_includes' in meta
     assert set(result['results']) == {'ssda', 'source_only'}
+    assert meta['matmul_gflop_per_s'] > 0
+    ssda, source_only = (result['results'][k] for k in ('ssda',
+                                                         'source_only'))
+    # three student passes with backward and a teacher pass against one
+    # student pass: about three to four times the operations
+    assert 2.5 < ssda['floor_gflop'] / source_only['floor_gflop'] < 4.5
+    assert ssda['floor_gflop_per_s'] == (
+        ssda['floor_gflop'] / ssda['floor_s']['median'])
+    assert '[ssda] floor' in printed and 'GFLOP/s' in printed
     for name, r in result['results'].items():
         assert len(r['iter_times']) == 3
         assert r['images_per_iter'] == 2 * (2 + 2)

@@ -19,6 +19,12 @@ For one config this runs, in one process:
    ``consistency_loss=None``, ``supervised_streams=['source_real']``),
    and with ``--fused`` for ``semi_train_cfg.fused_student_forward=True``.
 
+``--count-flops`` counts the floor's floating-point operations (torch's
+``FlopCounterMode``: convolutions and matrix products, forward and
+backward) and reports its rate as a share of this machine's float32
+matrix-product rate (a 2048x2048 ``torch.mm``, same threads): how close
+the model work is to what the cores can do.
+
 ``--compile-student`` runs the student's backbone, neck and head module
 under ``torch.compile`` (compiled in the first, untimed iterations).
 
@@ -94,6 +100,11 @@ def parse_args(argv=None):
                         help='also time the SSDA floor in the other memory '
                         'format (channels_last <-> contiguous, see '
                         'model.channels_last)')
+    parser.add_argument('--count-flops', action='store_true',
+                        help="count the floor's floating-point operations "
+                        '(torch FlopCounterMode: convolutions and matrix '
+                        "products) and read its rate against this "
+                        "machine's float32 matrix-product rate")
     parser.add_argument('--image-cache', choices=['ram', 'disk'],
                         help='cache of LoadPairedImageFromFile (images '
                         'decoded once, kept at --img-size)')
@@ -156,6 +167,7 @@ def run_variant(name: str,
     print(f'[{name}] floor: {floor_iters} repetitions ...', flush=True)
     floor_times = bm.time_floor(model, batch, floor_iters)
     data_times = bm.time_data_pipeline(runner, batches=2)
+    flops = bm.floor_flops(model, batch) if args.count_flops else None
     pairs = args.source_per_batch + args.target_per_batch
     it = statistics.median(iter_times['wall'])
     floor = statistics.median(floor_times['wall'])
@@ -173,6 +185,9 @@ def run_variant(name: str,
         statistics.median(floor_times['cpu']),
         data_pipeline_s_per_batch_one_process=statistics.median(data_times),
         peak_rss_mb=rss)
+    if flops is not None:
+        result['floor_gflop'] = flops / 1e9
+        result['floor_gflop_per_s'] = flops / 1e9 / floor
     if compare_memory_format:
         is_cl = getattr(model, 'memory_format', None) is torch.channels_last
         other = 'contiguous' if is_cl else 'channels_last'
@@ -237,6 +252,16 @@ def print_report(results: dict, meta: dict) -> None:
                   f"CPU s {r['floor_cpu_s']['median']:.3f} vs "
                   f"{o['floor_cpu_s']['median']:.3f}")
     for name, r in results.items():
+        if 'floor_gflop' in r:
+            rate = r['floor_gflop_per_s']
+            peak = meta['matmul_gflop_per_s']
+            print(f"[{name}] floor {r['floor_gflop']:.1f} GFLOP "
+                  '(convolutions and matrix products, forward and backward) '
+                  f"in {r['floor_s']['median']:.3f} s: {rate:.1f} GFLOP/s, "
+                  f'{rate / peak:.0%} of the {peak:.1f} GFLOP/s of a float32 '
+                  f"2048x2048 matrix product here ({meta['torch_threads']} "
+                  'threads)')
+    for name, r in results.items():
         if 'val' in r:
             v, p = r['val'], r['plain_mmyolo_val']
             print(f"[{name}] target-val teacher+student: "
@@ -296,6 +321,9 @@ def run(args) -> dict:
             compare_memory_format=args.compare_memory_format
             and name == 'ssda',
             compile_student=args.compile_student)
+    if args.count_flops:
+        print('float32 matrix-product rate ...', flush=True)
+        matmul = bm.matmul_gflops()
     meta = dict(
         config=args.config,
         data_root=data_root,
@@ -314,6 +342,8 @@ def run(args) -> dict:
         torch=torch.__version__,
         machine=platform.processor() or platform.machine(),
         floor_includes=FLOOR_NOTE)
+    if args.count_flops:
+        meta['matmul_gflop_per_s'] = matmul
     print_report(results, meta)
     out = dict(meta=meta, results=results)
     if args.out:
