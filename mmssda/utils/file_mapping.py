@@ -64,7 +64,7 @@ def map_file_array(path: str, offset: int, shape: Tuple[int, ...],
 
     Returns:
         np.ndarray | None: The array, or None where libc's ``mmap`` is not
-        available or the file is shorter than the array.
+        available, the array is empty or the file is shorter than it.
     """
     if _MMAP is None:
         return None

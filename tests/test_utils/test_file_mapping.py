@@ -73,6 +73,7 @@ def test_holds_no_open_file(tmp_path):
 def test_short_file_is_not_mapped(tmp_path):
     path = _write(tmp_path / 'a.bin', np.zeros(10, np.uint8))
     assert map_file_array(path, 4, (10, ), np.uint8) is None
+    assert map_file_array(path, 0, (0, 3), np.uint8) is None
     with pytest.raises(FileNotFoundError):
         map_file_array(str(tmp_path / 'missing'), 0, (1, ), np.uint8)
 
