@@ -63,3 +63,28 @@ def test_benchmark_data_tiny(tmp_path, capsys):
                 results['mmssda']['cpu_s_per_batch']
     # the disk cache went to the work dir, not next to the images
     assert osp.isdir(str(tmp_path / 'work' / 'image_cache'))
+
+
+def test_vs_original_reads_each_round_against_the_same_round():
+    def rounds(*cpu):
+        return [dict(cpu_s_per_batch=c) for c in cpu]
+
+    runs = {
+        'mmssda': rounds(4.0, 4.4, 3.9),
+        'mmssda cache=ram': rounds(0.16, 0.2, 0.15),
+        'mmssda cache=disk': rounds(0.17, 0.21, 0.16),
+        'original': rounds(4.0, 4.0, 3.9),
+        'original --cache-images': rounds(0.2, 0.25, 0.15),
+    }
+    out = load_tool().vs_original(runs)
+    assert set(out) == {'mmssda', 'mmssda cache=ram', 'mmssda cache=disk'}
+    assert out['mmssda']['against'] == 'original'
+    assert out['mmssda']['per_round'] == [1.0, 4.4 / 4.0, 1.0]
+    assert out['mmssda cache=ram']['against'] == 'original --cache-images'
+    assert out['mmssda cache=ram']['per_round'] == [
+        0.16 / 0.2, 0.2 / 0.25, 0.15 / 0.15
+    ]
+    assert out['mmssda cache=ram']['median'] == 0.8
+    # without the original there is nothing to compare
+    assert load_tool().vs_original(
+        {k: v for k, v in runs.items() if k.startswith('mmssda')}) == {}

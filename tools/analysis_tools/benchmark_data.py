@@ -259,6 +259,39 @@ def workers_needed(cpu_s: float, step_times) -> dict:
     return {str(t): max(1, math.ceil(cpu_s / t)) for t in step_times}
 
 
+def vs_original(runs: dict) -> dict:
+    """Each of our loaders against the original's, round by round.
+
+    Ours without cache is read against the original without cache, ours
+    with a cache against the original's ``--cache-images``; the ratio is
+    of the CPU seconds per batch of the same round (the machine's speed
+    drifts between rounds).
+
+    Args:
+        runs (dict): Loader name -> its rounds (``cpu_s_per_batch`` each).
+
+    Returns:
+        dict: Our loader's name -> ``against`` (the original's loader),
+        ``per_round`` (ratios) and ``median``; empty without the original.
+    """
+    out = {}
+    for name, rounds in runs.items():
+        if not name.startswith('mmssda'):
+            continue
+        other = 'original' if name == 'mmssda' else 'original --cache-images'
+        if other not in runs:
+            continue
+        ratios = [
+            ours['cpu_s_per_batch'] / theirs['cpu_s_per_batch']
+            for ours, theirs in zip(rounds, runs[other])
+        ]
+        out[name] = dict(
+            against=other,
+            per_round=ratios,
+            median=statistics.median(ratios))
+    return out
+
+
 def print_report(results: dict, meta: dict) -> None:
     print()
     print(f"fixture {meta['size'][0]}x{meta['size'][1]} PNG, "
@@ -281,6 +314,12 @@ def print_report(results: dict, meta: dict) -> None:
     print('(medians over rounds of the per-round medians; vs none: CPU '
           's/batch over the same loader without cache; workers: '
           'ceil(CPU s/batch / step))')
+    for name, r in results.items():
+        if 'vs_original' in r:
+            v = r['vs_original']
+            print(f"{name} / {v['against']}, CPU s/batch of the same "
+                  'round: ' + ', '.join(f'{x:.3f}' for x in v['per_round']) +
+                  f" (median {v['median']:.3f})")
 
 
 @contextmanager
@@ -342,6 +381,8 @@ def main(argv=None) -> dict:
         r['vs_uncached'] = r['cpu_s_per_batch'] / \
             results[base]['cpu_s_per_batch']
         r['workers'] = workers_needed(r['cpu_s_per_batch'], args.step_times)
+    for name, comparison in vs_original(runs).items():
+        results[name]['vs_original'] = comparison
     meta = dict(
         fixture=fixture,
         size=list(args.size),
