@@ -37,8 +37,8 @@ def test_benchmark_train_tiny(tmp_path, capsys):
     assert 'floor_includes' in meta
     assert set(result['results']) == {'ssda', 'source_only'}
     assert meta['matmul_gflop_per_s'] > 0
-    ssda, source_only = (result['results'][k] for k in ('ssda',
-                                                         'source_only'))
+    ssda = result['results']['ssda']
+    source_only = result['results']['source_only']
     # three student passes with backward and a teacher pass against one
     # student pass: about three to four times the operations
     assert 2.5 < ssda['floor_gflop'] / source_only['floor_gflop'] < 4.5

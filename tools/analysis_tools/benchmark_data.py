@@ -56,9 +56,9 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
+from mmssda.apis import train_benchmark as bm  # noqa: E402
 from mmssda.utils import keep_large_buffers  # noqa: E402
 from mmssda.utils import register_all_modules  # noqa: E402
-from mmssda.apis import train_benchmark as bm  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ORIGINAL_TOOL = osp.join(REPO, 'tools', 'analysis_tools',

@@ -54,8 +54,8 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 
-from mmssda.utils import register_all_modules  # noqa: E402
 from mmssda.apis import train_benchmark as bm  # noqa: E402
+from mmssda.utils import register_all_modules  # noqa: E402
 
 FLOOR_NOTE = ('floor = model.loss + backward on one preprocessed batch in '
               'memory (student forward/loss/backward on each trained stream '
