@@ -1,11 +1,12 @@
 """Arrays backed by a file mapping that holds no open file."""
 import ctypes
-import ctypes.util
 import mmap
 import os
 from typing import Optional, Tuple
 
 import numpy as np
+
+from .libc import libc
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
@@ -16,11 +17,8 @@ def _libc_mmap():
             hasattr(mmap, name)
             for name in ('MAP_PRIVATE', 'PROT_READ', 'PROT_WRITE')):
         return None
-    try:
-        libc = ctypes.CDLL(
-            ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-        func = libc.mmap
-    except (OSError, AttributeError):
+    func = getattr(libc(), 'mmap', None)
+    if func is None:
         return None
     func.restype = ctypes.c_void_p
     func.argtypes = [

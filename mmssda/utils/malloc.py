@@ -1,6 +1,7 @@
 """glibc malloc settings for the data-loading processes."""
 import ctypes
-import ctypes.util
+
+from .libc import libc
 
 # mallopt parameters of glibc's malloc.h
 M_TRIM_THRESHOLD = -1
@@ -33,10 +34,8 @@ def keep_large_buffers(mmap_threshold: int = 64 << 20,
         bool: Whether both were set (False where the C library has no
         ``mallopt``, e.g. macOS or musl).
     """
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library('c')
-                              or 'libc.so.6').mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(libc(), 'mallopt', None)
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(
