@@ -1,4 +1,4 @@
-from typing import Sequence
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -76,10 +76,11 @@ class PackPairedDetInputs(BaseTransform):
         if 'fake_img' not in results:
             raise KeyError('PackPairedDetInputs needs results["fake_img"] '
                            '(load with LoadPairedImageFromFile).')
-        real = self.packer(_with_planar_img(results, results['img']))
+        real = self.packer(_packing_view(results, results['img']))
+        # None: made online, the sample keeps the real image's path
         fake = self.packer(
-            _with_planar_img(
-                self._fake_results(results), results['fake_img']))
+            _packing_view(results, results['fake_img'],
+                          results.get('fake_img_path')))
         packed = dict(
             inputs={s: None
                     for s in STREAMS},
@@ -90,45 +91,45 @@ class PackPairedDetInputs(BaseTransform):
             packed['data_samples'][f'{domain}_{side}'] = out['data_samples']
         return packed
 
-    @staticmethod
-    def _fake_results(results: dict) -> dict:
-        """A shallow view of ``results`` whose image path is the fake's."""
-        fake = dict(results)
-        if results.get('fake_img_path') is not None:  # None: made online
-            fake['img_path'] = results['fake_img_path']
-        return fake
-
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(meta_keys={self.meta_keys})'
 
 
-def _with_planar_img(results: dict, img: np.ndarray) -> dict:
-    """A shallow view of ``results`` whose ``img`` is ``img``, planar.
-
-    A C-contiguous (H, W, C) uint8 or float32 image with at most 4
-    channels, or the horizontally flipped view of one (``np.flip(img,
-    axis=1)``, what ``RandomFlip`` returns), becomes the (H, W, C) view of
-    its (C, H, W) planes; anything else stays as it is (``PackDetInputs``
-    transposes it itself).
-    """
+def _packing_view(results: dict,
+                  img: np.ndarray,
+                  img_path: Optional[str] = None) -> dict:
+    """A shallow view of ``results`` to pack one image of the pair: its
+    ``img`` is :func:`_planar` of ``img``, and its ``img_path`` is
+    ``img_path`` when given."""
     results = dict(results)
-    results['img'] = img
+    results['img'] = _planar(img)
+    if img_path is not None:
+        results['img_path'] = img_path
+    return results
+
+
+def _planar(img: np.ndarray) -> np.ndarray:
+    """``img`` as the (H, W, C) view of its (C, H, W) planes.
+
+    For a C-contiguous (H, W, C) uint8 or float32 image with at most 4
+    channels, or the horizontally flipped view of one (``np.flip(img,
+    axis=1)``, what ``RandomFlip`` returns); anything else is returned as
+    it is (``PackDetInputs`` transposes it itself).
+    """
     if not (isinstance(img, np.ndarray) and img.ndim == 3
             and 1 <= img.shape[2] <= 4
             and img.dtype in (np.uint8, np.float32)):
-        return results
+        return img
     flipped = not img.flags.c_contiguous
-    if flipped:
-        img = img[:, ::-1]
-        if not img.flags.c_contiguous:
-            return results
+    source = img[:, ::-1] if flipped else img
+    if not source.flags.c_contiguous:
+        return img
     planes = np.empty((img.shape[2], *img.shape[:2]), img.dtype)
-    split = cv2.split(img, list(planes))
+    split = cv2.split(source, list(planes))
     if any(out.ctypes.data != plane.ctypes.data
            for out, plane in zip(split, planes)):
         planes = np.stack(split)  # an OpenCV that did not write into them
     if flipped:
         for plane in planes:
             cv2.flip(plane, 1, dst=plane)
-    results['img'] = planes.transpose(1, 2, 0)
-    return results
+    return planes.transpose(1, 2, 0)
