@@ -36,7 +36,12 @@ setup(
     long_description=open(osp.join(HERE, 'README.md')).read()
     if osp.exists(osp.join(HERE, 'README.md')) else '',
     long_description_content_type='text/markdown',
-    license='Apache License 2.0',
+    license='GPL-3.0',
+    classifiers=[
+        'License :: OSI Approved :: GNU General Public License v3 (GPLv3)',
+        'Programming Language :: Python :: 3',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
     python_requires='>=3.8',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     include_package_data=True,
