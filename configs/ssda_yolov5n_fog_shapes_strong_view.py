@@ -1,5 +1,5 @@
 # The demo's SSDA-YOLO run (ssda_yolov5n_fog_shapes.py) with a weak view for
-# the teacher and a strong view for the student (issue 11, item 5). The
+# the teacher and a strong view for the student. The
 # student's target-real image gets photometric augmentation on top of the
 # paired pipeline; the teacher's target-fake keeps the weak (paired) view,
 # and pseudo-boxes still fit because StrongView lets no transform move a

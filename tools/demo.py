@@ -15,8 +15,8 @@ MMEngine runs, each in its own folder under ``--work-dir``:
 Stages 2-4 *resume* the burn-in run with their own recipe: one learning-rate
 schedule spans burn-in and adaptation, and optimizer state, student-EMA,
 data order and random states continue from the burn-in, identically for all
-three (``--restart-schedule`` gives the earlier protocol: a fresh schedule
-from the burn-in's weights). Starting from a source-only burn-in (the
+three (``--restart-schedule`` instead restarts each stage with a fresh
+schedule from the burn-in's weights). Starting from a source-only burn-in (the
 protocol of Adaptive Teacher) gives the teacher something to distil in a
 CPU-sized run and makes the comparison fair: same start, same iterations,
 same images per iteration. All runs are scored on the foggy target
@@ -84,7 +84,8 @@ def add_protocol_args(parser: argparse.ArgumentParser) -> None:
         '--restart-schedule',
         action='store_true',
         help='start each adaptation stage from the burn-in weights with a '
-        'fresh learning-rate schedule (the earlier protocol) instead of '
+        'fresh learning-rate schedule, restarting at the peak learning '
+        'rate, instead of '
         'continuing the burn-in run')
 
 

@@ -16,7 +16,7 @@ The protocol behind ``tools/demo.py`` and
    recipe only. The teacher is re-initialised from the student at the
    burn-in iteration (``SSDAMeanTeacherHook.burn_in_iters``).
 
-``continue_schedule=False`` gives the earlier protocol (``load_from`` and a
+``continue_schedule=False`` restarts each stage instead (``load_from`` and a
 fresh schedule that restarts at the peak learning rate, new optimizer state
 and a new student-EMA), kept to measure what the continuation changes.
 

@@ -1,7 +1,6 @@
 """2-process gloo training of the SSDA-YOLO teacher-student model through
-tools/train.py --launcher pytorch (issue 6, item 4), without SyncBN: the
-teacher's and student-EMA's BatchNorm statistics stay identical on all ranks
-(issue 10, item 8)."""
+tools/train.py --launcher pytorch, without SyncBN: the teacher's and
+student-EMA's BatchNorm statistics stay identical on all ranks."""
 import glob
 import json
 import os

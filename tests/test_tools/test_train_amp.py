@@ -1,4 +1,4 @@
-"""tools/train.py --amp on the shipped recipe's wrapper (issue 10, item 3):
+"""tools/train.py --amp on the shipped recipe's wrapper:
 ``NonFiniteSkipOptimWrapper`` becomes its AMP variant; on the CPU the
 student trains under bfloat16 autocast."""
 import importlib.util

@@ -1,6 +1,6 @@
 """StrongView: the student's target-real image gets a photometric strong
 view; the teacher's target-fake, the boxes and the geometry stay as they
-were (issue 11, item 5)."""
+were."""
 import os.path as osp
 
 import numpy as np

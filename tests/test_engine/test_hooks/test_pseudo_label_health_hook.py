@@ -1,5 +1,5 @@
 """PseudoLabelHealthHook: one warning when the teacher gives no
-pseudo-labels after burn-in, silence otherwise (issue 11, item 1)."""
+pseudo-labels after burn-in, silence otherwise."""
 import glob
 import logging
 import os.path as osp

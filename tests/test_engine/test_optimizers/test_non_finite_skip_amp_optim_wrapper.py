@@ -1,4 +1,4 @@
-"""NonFiniteSkipAmpOptimWrapper (issue 10, item 3): bfloat16 autocast on
+"""NonFiniteSkipAmpOptimWrapper: bfloat16 autocast on
 the CPU with the non-finite skipping, and a step that the gradient scaler
 skips is not an optimizer step for the mean teacher, the student-EMA or the
 lr schedule."""

@@ -1,4 +1,4 @@
-"""Exact resume of the SSDA-YOLO teacher-student training (issue 6, item 1).
+"""Exact resume of the SSDA-YOLO teacher-student training.
 
 The tiny SSDA recipe (tests/data/configs/tiny_ssda_fog_shapes.py: the demo's
 fog_shapes config, widen 0.125, 2 + 2 pairs per iteration, pseudo-label

@@ -1,5 +1,5 @@
 """SSDADetector's distillation options: logged teacher statistics and
-``semi_train_cfg.empty_pseudo_policy`` (issue 11, items 1 and 2)."""
+``semi_train_cfg.empty_pseudo_policy``."""
 import copy
 
 import numpy as np

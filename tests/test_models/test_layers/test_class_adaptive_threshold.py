@@ -1,4 +1,5 @@
-"""Per-class adaptive pseudo-label thresholds (issue 11, item 3)."""
+"""Per-class adaptive pseudo-label thresholds: the update rule, the
+filtering after the head's prediction, bad settings, logging and resume."""
 import copy
 import json
 import os.path as osp
