@@ -2,6 +2,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import shutil
 
 import cv2
 import numpy as np
@@ -121,3 +122,33 @@ def test_yolo_to_coco_round_trip(tmp_path, capsys):
     with pytest.raises(SystemExit, match='no images found'):
         _tool('yolo_to_coco').main(
             [str(tmp_path / 'labels'), out, '--classes', 'cat'])
+
+
+def test_cityscapes_to_coco_clear_target_car_only(tmp_path, capsys):
+    """``--no-foggy --classes car`` writes clear train and val files with
+    the car boxes only (category id 1) and reads no foggy image."""
+    root, out = str(tmp_path / 'cs'), str(tmp_path / 'out')
+    _fake_cityscapes(root)
+    shutil.rmtree(osp.join(root, 'leftImg8bit_foggy'))
+    _tool('cityscapes_to_coco').main([
+        '--cityscapes-root', root, '--out-dir', out, '--no-foggy',
+        '--classes', 'car'
+    ])
+    printed = capsys.readouterr().out
+    assert "cityscapes_train.json: 2 images, 2 boxes {'car': 2}" in printed
+    assert "cityscapes_val.json: 1 images, 1 boxes {'car': 1}" in printed
+    assert sorted(os.listdir(out)) == [
+        'cityscapes_train.json', 'cityscapes_val.json'
+    ]
+    val = json.load(open(osp.join(out, 'cityscapes_val.json')))
+    assert val['categories'] == [dict(id=1, name='car')]
+    assert val['images'][0]['file_name'] == osp.join(
+        'frankfurt', 'frankfurt_000000_000294_leftImg8bit.png')
+    assert [(a['category_id'], a['bbox']) for a in val['annotations']] == [
+        (1, [2.0, 3.0, 9.0, 6.0])]
+    with pytest.raises(SystemExit):
+        _tool('cityscapes_to_coco').main([
+            '--cityscapes-root', root, '--out-dir', out, '--classes', 'cars'
+        ])
+    assert '--classes cars: each must be one of the Cityscapes instance ' \
+        'classes person, rider, car' in capsys.readouterr().err
