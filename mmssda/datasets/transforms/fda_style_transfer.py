@@ -311,9 +311,27 @@ class FDAStyleTransfer(BaseTransform):
             return results
         path = self.ref_files[index]
         ref = self._load_ref(path)
-        results[self.out_key] = fda_transfer(img, ref, beta)
+        results[self.out_key] = self.translate(img, ref, beta)
         results['fda_ref_path'] = path
         return results
+
+    def translate(self, img: np.ndarray, ref: np.ndarray,
+                  beta: float) -> np.ndarray:
+        """The image in the reference's style (here :func:`fda_transfer`).
+
+        Subclasses with another translation override this method only; the
+        reference choice, ``prob``, the reference cache and the result keys
+        stay this class's.
+
+        Args:
+            img (np.ndarray): The image, uint8 (H, W, C).
+            ref (np.ndarray): The decoded reference, uint8, any size.
+            beta (float): The drawn window size.
+
+        Returns:
+            np.ndarray: uint8 (H, W, C).
+        """
+        return fda_transfer(img, ref, beta)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(ref_path={self.ref_path!r} '
