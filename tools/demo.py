@@ -2,13 +2,15 @@
 
     python tools/demo.py                    # about 12 minutes on 2 CPU cores
     python tools/demo.py --seed 1 --work-dir work_dirs/demo_seed1
+    python tools/demo.py --fakes weak --work-dir work_dirs/demo_weak
 
 It writes the data set (``data/fog_shapes``, once), then trains four normal
 MMEngine runs, each in its own folder under ``--work-dir``:
 
 1. ``burn_in``: source-only YOLOv5 from scratch (``--burn-in-iters``);
 2. ``source_only``: continues 1 on the source only (``--adapt-iters``);
-3. ``ssda``: continues 1 with SSDA-YOLO for as many iterations;
+3. ``ssda``: continues 1 with SSDA-YOLO for as many iterations, with the
+   fakes ``--fakes`` names (:data:`FAKE_SETTINGS`);
 4. ``oracle``: continues 1 on labelled foggy images instead, the upper
    bound of what the adaptation iterations could reach.
 
@@ -44,6 +46,16 @@ CONFIGS = {
                           ('source_only', 'source_only'), ('ssda', 'ssda'),
                           ('oracle', 'oracle')]
 }
+#: ``--fakes``: which fakes the SSDA stage trains with -> its config.
+#: ``translated``: the data set's FDA fakes (a close match of the fog);
+#: ``weak``: a global colour and contrast transfer made online
+#: (``ColorStatsTransfer``); ``none``: no fakes at all (``RealAsFake``:
+#: plain mean-teacher adaptation, no consistency term).
+FAKE_SETTINGS = {
+    'translated': CONFIGS['ssda'],
+    'weak': osp.join(REPO, 'configs', 'ssda_yolov5n_fog_shapes_weak_fakes.py'),
+    'none': osp.join(REPO, 'configs', 'ssda_yolov5n_fog_shapes_no_fakes.py'),
+}
 BURN_IN_ITERS = 600
 ADAPT_ITERS = 300
 
@@ -63,8 +75,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def stage_configs(fakes: str = 'translated') -> dict:
+    """The stages' configs with the SSDA stage of the ``--fakes``
+    setting (:data:`FAKE_SETTINGS`)."""
+    return dict(CONFIGS, ssda=FAKE_SETTINGS[fakes])
+
+
 def add_protocol_args(parser: argparse.ArgumentParser) -> None:
-    """The comparison's iteration and evaluation settings."""
+    """The comparison's fakes, iteration and evaluation settings."""
+    parser.add_argument(
+        '--fakes',
+        choices=sorted(FAKE_SETTINGS),
+        default='translated',
+        help='the fakes of the SSDA stage: the data set\'s FDA fakes '
+        '(translated), a global colour transfer made online (weak), or none '
+        '(plain mean teacher)')
     parser.add_argument('--burn-in-iters', type=int, default=BURN_IN_ITERS)
     parser.add_argument('--adapt-iters', type=int, default=ADAPT_ITERS)
     parser.add_argument(
@@ -104,9 +129,10 @@ def main(argv=None):
     work_dir = osp.abspath(args.work_dir)
     data_root = setup()
     prepare_data(data_root, args.data_seed)
+    configs = stage_configs(args.fakes)
     start = time.perf_counter()
     runs = run_comparison(
-        CONFIGS,
+        configs,
         work_dir,
         args.seed,
         args.burn_in_iters,
@@ -116,15 +142,16 @@ def main(argv=None):
         burn_in_evals=args.burn_in_evals)
     summary = write_report(
         runs,
-        CONFIGS['ssda'],
+        configs['ssda'],
         work_dir,
         data_root,
         meta=dict(
             seed=args.seed,
+            fakes=args.fakes,
             burn_in_iters=args.burn_in_iters,
             adapt_iters=args.adapt_iters,
             continue_schedule=not args.restart_schedule,
-            pseudo_score_thr=Config.fromfile(CONFIGS['ssda']).model.
+            pseudo_score_thr=Config.fromfile(configs['ssda']).model.
             semi_train_cfg.pseudo_label_cfg.score_thr),
         last_k=args.last_k)
     print(f'Total time: {(time.perf_counter() - start) / 60:.1f} min')

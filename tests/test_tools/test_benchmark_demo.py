@@ -137,3 +137,46 @@ def test_tiny_ablation_runs_resumes_and_combines_the_best(
     again = tool.main(argv)
     assert os.stat(result_file).st_mtime_ns == before
     assert again['aggregate'] == state['aggregate']
+
+
+def test_fake_settings_pick_their_ssda_config_and_variants(tool):
+    assert tool.stage_configs('translated') == tool.CONFIGS
+    for fakes in ('weak', 'none'):
+        configs = tool.stage_configs(fakes)
+        assert configs['ssda'] == tool.FAKE_SETTINGS[fakes] != \
+            tool.CONFIGS['ssda']
+        for stage in ('burn_in', 'source_only', 'oracle'):
+            assert configs[stage] == tool.CONFIGS[stage]
+    # strong views keep the setting's fakes; only the target pipeline
+    # changes
+    weak = tool.ablation_variants('weak')
+    source, target = weak['strong_views'][1]['train_dataloader'][
+        'dataset']['datasets']
+    for dataset in (source, target):
+        assert dataset['fake_root'] is None
+        assert dataset['fake_pipeline'][0]['type'] == 'ColorStatsTransfer'
+    assert 'StrongView' in [t['type'] for t in target['pipeline']]
+    assert 'StrongView' not in [t['type'] for t in source['pipeline']]
+    # without fakes, the variants that need a source-fake stream are gone
+    none = tool.ablation_variants('none')
+    assert set(tool.VARIANTS) - set(none) == set(tool.NEEDS_FAKES)
+    cfg = Config.fromfile(tool.FAKE_SETTINGS['none'])
+    cfg.merge_from_dict(none['paper'][1])
+    with DefaultScope.overwrite_default_scope('mmssda'):
+        model = MODELS.build(cfg.model)
+    assert model.consistency_loss is None
+    assert list(model.supervised_streams) == ['source_real']
+    assert model.distill_loss is not None
+
+
+def test_fake_settings_work_dirs_and_unknown_variants(tool, capsys):
+    assert tool.parse_args(['--ablation']).work_dir == 'work_dirs/ablation'
+    assert tool.parse_args(['--ablation', '--fakes', 'weak']).work_dir == \
+        'work_dirs/ablation_fakes-weak'
+    assert tool.parse_args(['--fakes', 'none']).work_dir == \
+        'work_dirs/demo_benchmark_fakes-none'
+    with pytest.raises(SystemExit):
+        tool.parse_args(
+            ['--ablation', '--fakes', 'none', '--variants', 'consistency'])
+    assert "unknown ['consistency'] with --fakes none" in \
+        capsys.readouterr().err

@@ -3,6 +3,8 @@
     python tools/analysis_tools/benchmark_demo.py --seeds 0 1 2
     python tools/analysis_tools/benchmark_demo.py --ablation --seeds 0 1 2 \
         --work-dir work_dirs/ablation
+    python tools/analysis_tools/benchmark_demo.py --ablation --fakes weak
+    python tools/analysis_tools/benchmark_demo.py --ablation --fakes none
 
 Comparison mode: each seed runs the four stages of ``tools/demo.py``
 (burn-in, source-only, SSDA, oracle) on the same generated data set, in
@@ -32,7 +34,8 @@ import numpy as np
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from demo import CONFIGS, add_protocol_args, setup  # noqa: E402
+from demo import (CONFIGS, FAKE_SETTINGS, add_protocol_args,  # noqa: E402
+                  setup, stage_configs)
 
 from mmssda.apis import (aggregate_variants, format_ablation,  # noqa: E402
                          merge_overrides, prepare_data, run_ablation,
@@ -52,12 +55,18 @@ STRONG_VIEW_CONFIG = osp.join(
     osp.dirname(ABLATION_CONFIG), 'ssda_yolov5n_fog_shapes_strong_view.py')
 
 
-def strong_view_overrides() -> dict:
-    """The strong-view config's training data sets, as overrides."""
-    datasets = Config.fromfile(STRONG_VIEW_CONFIG).train_dataloader.dataset
+def strong_view_overrides(config: str = ABLATION_CONFIG) -> dict:
+    """``config``'s training data sets with the strong-view config's target
+    pipeline, as overrides."""
+    source, target = Config.fromfile(
+        config).train_dataloader.dataset.datasets
+    strong_target = Config.fromfile(
+        STRONG_VIEW_CONFIG).train_dataloader.dataset.datasets[1]
+    target.pipeline = strong_target.pipeline
     return dict(
         train_dataloader=dict(
-            dataset=dict(datasets=[d.to_dict() for d in datasets.datasets])))
+            dataset=dict(datasets=[source.to_dict(),
+                                   target.to_dict()])))
 
 
 #: name -> (table label, overrides of the demo's SSDA config)
@@ -100,6 +109,21 @@ BEST_CANDIDATES = [
     'adaptive_thr', 'soft', 'strong_views', 'ignore', 'distill_weight'
 ]
 BEST = 'best'
+#: Variants that need a source-fake stream, left out with ``--fakes none``
+#: (the loop refuses them: the fake is the real image).
+NEEDS_FAKES = ('source_fake', 'consistency')
+
+
+def ablation_variants(fakes: str = 'translated') -> dict:
+    """:data:`VARIANTS` for the ``--fakes`` setting: the strong views on
+    that setting's data sets, without :data:`NEEDS_FAKES` for ``none``."""
+    variants = dict(VARIANTS)
+    variants['strong_views'] = (VARIANTS['strong_views'][0],
+                                strong_view_overrides(FAKE_SETTINGS[fakes]))
+    if fakes == 'none':
+        for name in NEEDS_FAKES:
+            del variants[name]
+    return variants
 
 
 def parse_args(argv=None):
@@ -135,10 +159,13 @@ def parse_args(argv=None):
     if args.work_dir is None:
         args.work_dir = 'work_dirs/ablation' if args.ablation \
             else 'work_dirs/demo_benchmark'
-    unknown = set(args.variants or []) - set(VARIANTS) - {BEST}
+        if args.fakes != 'translated':
+            args.work_dir += f'_fakes-{args.fakes}'
+    known = ablation_variants(args.fakes)
+    unknown = set(args.variants or []) - set(known) - {BEST}
     if unknown:
-        parser.error(f'--variants: unknown {sorted(unknown)}; choose from '
-                     f'{sorted(VARIANTS) + [BEST]}')
+        parser.error(f'--variants: unknown {sorted(unknown)} with --fakes '
+                     f'{args.fakes}; choose from {sorted(known) + [BEST]}')
     return args
 
 
@@ -212,11 +239,12 @@ def format_results(per_seed: dict, agg: dict) -> str:
 def run_seeds(args, work_dir: str, data_root: str) -> None:
     """Comparison mode (see the module doc)."""
     per_seed = {}
+    configs = stage_configs(args.fakes)
     for seed in args.seeds:
         start = time.perf_counter()
         seed_dir = osp.join(work_dir, f'seed_{seed}')
         runs = run_comparison(
-            CONFIGS,
+            configs,
             seed_dir,
             seed,
             args.burn_in_iters,
@@ -226,7 +254,7 @@ def run_seeds(args, work_dir: str, data_root: str) -> None:
             burn_in_evals=args.burn_in_evals)
         per_seed[seed] = write_report(
             runs,
-            CONFIGS['ssda'],
+            configs['ssda'],
             seed_dir,
             data_root,
             meta=dict(seed=seed, minutes=(time.perf_counter() - start) / 60),
@@ -241,13 +269,13 @@ def run_seeds(args, work_dir: str, data_root: str) -> None:
     print('\n' + text)
 
 
-def best_overrides(agg: dict) -> tuple:
+def best_overrides(agg: dict, variants: dict = VARIANTS) -> tuple:
     """The ``best`` variant: the candidates that beat the reference, merged
     in :data:`BEST_CANDIDATES` order onto the reference's overrides."""
     chosen = select_best(agg, REFERENCE, BEST_CANDIDATES)
     chosen = [c for c in BEST_CANDIDATES if c in chosen]
-    overrides = merge_overrides(VARIANTS[REFERENCE][1],
-                                *(VARIANTS[c][1] for c in chosen))
+    overrides = merge_overrides(variants[REFERENCE][1],
+                                *(variants[c][1] for c in chosen))
     return chosen, overrides
 
 
@@ -275,8 +303,10 @@ def _addition(label: str) -> str:
 def run_ablation_mode(args, work_dir: str) -> dict:
     """Ablation mode (see the module doc); returns what results.json
     holds."""
-    names = args.variants or [*VARIANTS, BEST]
-    variants = {n: VARIANTS[n][1] for n in names if n != BEST}
+    known = ablation_variants(args.fakes)
+    names = args.variants or [*known, BEST]
+    variants = {n: known[n][1] for n in names if n != BEST}
+    config = FAKE_SETTINGS[args.fakes]
     state = dict(settings=vars(args), chosen=None)
     results_file = osp.join(work_dir, 'results.json')
 
@@ -306,16 +336,15 @@ def run_ablation_mode(args, work_dir: str) -> dict:
         keep_checkpoints=args.keep_checkpoints,
         on_result=write,
         overrides=args.cfg_options)
-    results = run_ablation(ABLATION_CONFIG, BURN_IN_CONFIG, variants,
-                           **common)
+    results = run_ablation(config, BURN_IN_CONFIG, variants, **common)
     if BEST in names:
         agg = aggregate_variants(results)
         if REFERENCE not in agg:
             raise ValueError(f'--variants: {BEST} needs {REFERENCE}')
-        state['chosen'], overrides = best_overrides(agg)
+        state['chosen'], overrides = best_overrides(agg, known)
         print(f'{BEST}: {state["chosen"]}')
         results = run_ablation(
-            ABLATION_CONFIG,
+            config,
             BURN_IN_CONFIG, {BEST: overrides},
             results=results,
             **common)

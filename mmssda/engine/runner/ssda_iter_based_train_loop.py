@@ -3,6 +3,7 @@ from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner.loops import (IterBasedTrainLoop,
                                    _InfiniteDataloaderIterator)
 from torch.utils.data import DataLoader
@@ -88,6 +89,7 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
                          val_interval, dynamic_intervals)
         self._check_batch_composition()
         self._check_recipe_sizes()
+        self._check_real_as_fake()
         sampler = self.resumable_sampler
         if sampler is not None and getattr(sampler, 'seed', None) is not None:
             # overwritten by the checkpoint's value when resuming
@@ -175,6 +177,43 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
                 'img_scale/num_classes in a config file that ends with '
                 '`scale_recipe(vars())` (mmssda.utils), not with '
                 '--cfg-options, which changes only the top-level key.')
+
+    def _check_real_as_fake(self) -> None:
+        """Refuse a model that learns from the source-fake stream when the
+        source set has no fakes (``fake_pipeline=[dict(type='RealAsFake')]``):
+        its loss would repeat the source-real one and the consistency term
+        would be zero by construction."""
+        model = self.runner.model
+        if is_model_wrapper(model):
+            model = model.module
+        streams = getattr(model, 'supervised_streams', None)
+        if streams is None:
+            return
+        datasets = getattr(self.dataloader.dataset, 'datasets',
+                           [self.dataloader.dataset])
+        no_fakes = [
+            d for d in datasets if getattr(d, 'domain', None) == 'source'
+            and type(d).__name__ == 'PairedDataset'
+            and d.fake_pipeline is not None and d.fake_pipeline.transforms
+            and all(
+                type(t).__name__ == 'RealAsFake'
+                for t in d.fake_pipeline.transforms)
+        ]
+        if not no_fakes:
+            return
+        wrong = []
+        if 'source_fake' in streams:
+            wrong.append("model.semi_train_cfg.supervised_streams="
+                         f"{list(streams)} (set ['source_real'])")
+        if getattr(model, 'consistency_loss', None) is not None:
+            wrong.append('model.consistency_loss (set None)')
+        if wrong:
+            raise ValueError(
+                'The source set makes its fakes with RealAsFake (no '
+                'translated images), so the source-fake stream repeats the '
+                'source-real one and the consistency term is zero by '
+                'construction; change ' + ' and '.join(wrong) + ', as in '
+                'configs/ssda_yolov5n_fog_shapes_no_fakes.py.')
 
     @property
     def resumable_sampler(self):
