@@ -3,16 +3,18 @@ import warnings
 
 from mmengine import DefaultScope
 
-from .checkpoint import allow_mmengine_checkpoint_globals
+from .checkpoint import install_safe_checkpoint_loaders
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
     """Register mmssda's, MMYOLO's and MMDetection's modules.
 
-    Importing the packages runs their ``@register_module`` decorators; it also
-    allow-lists the types MMEngine writes into checkpoints so that
-    ``load_from`` and ``--resume`` work under ``torch.load(weights_only=True)``
-    (the default since torch 2.6).
+    Importing the packages runs their ``@register_module`` decorators. It
+    also (re-)registers mmssda's checkpoint loaders for every scheme of
+    MMEngine's ``CheckpointLoader`` (see :mod:`mmssda.utils.checkpoint`):
+    ``load_from``, ``resume`` and ``load_checkpoint`` then load local files,
+    URLs and model zoo names with ``torch.load(weights_only=True)`` and an
+    allow-list of the types MMEngine writes, never unpickling code.
 
     Args:
         init_default_scope (bool): Whether to set the default scope to
@@ -29,7 +31,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmssda.engine  # noqa: F401
     import mmssda.models  # noqa: F401
 
-    allow_mmengine_checkpoint_globals()
+    install_safe_checkpoint_loaders()
 
     if not init_default_scope:
         return

@@ -19,6 +19,7 @@ import warnings
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.runner import CheckpointLoader
 
 from mmssda.registry import DATASETS, METRICS, TRANSFORMS
 from mmssda.utils import register_all_modules
@@ -138,7 +139,9 @@ def main(argv=None):
     register_all_modules(init_default_scope=False)
     ckpt_path, cfg_path = output_paths(args.out, args.force)
     cfg = Config.fromfile(args.config)
-    checkpoint = torch.load(args.checkpoint, map_location='cpu')
+    # mmssda's loaders (weights_only=True, MMEngine's types allow-listed)
+    checkpoint = CheckpointLoader.load_checkpoint(
+        args.checkpoint, map_location='cpu', logger='silent')
     state_dict = extract_state_dict(checkpoint, args.model)
     meta = dict(
         dataset_meta=dataset_meta(checkpoint, cfg),
