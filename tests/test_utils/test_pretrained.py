@@ -1,9 +1,14 @@
 """COCO-pretrained starting weights: the recipe's defaults are mmyolo's
 published checkpoints; without network tools/train.py says what to do; a
-file put where it says is what MMEngine's loader reads."""
+file put where it says is what MMEngine's loader reads; a file that does
+not match the hash in its name is named and kept, a download that does not
+is not kept."""
 import glob
+import hashlib
 import importlib.util
+import os
 import os.path as osp
+import shutil
 import urllib.error
 
 import mmyolo
@@ -123,26 +128,77 @@ def _tiny_ssda_model():
         return MODELS.build(cfg.model)
 
 
-def test_file_put_where_the_error_says_is_loaded(offline_hub):
-    hub_file, calls = offline_hub
-    with pytest.raises(PretrainedWeightsError, match='put it at'):
-        prepare_pretrained(S_URL)
-    # a plain detector checkpoint (as mmyolo publishes) at that path
+def _tiny_detector_checkpoint(path):
+    """A plain detector checkpoint (as mmyolo publishes) at ``path``."""
     detector = _tiny_ssda_model().student
     with torch.no_grad():
         for i, p in enumerate(detector.parameters()):
             p.fill_(0.001 * (i + 1))
-    torch.save({'state_dict': detector.state_dict()}, hub_file)
+    torch.save({'state_dict': detector.state_dict()}, str(path))
+    return detector
+
+
+def _sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_file_put_where_the_error_says_is_loaded(offline_hub, tmp_path):
+    _, calls = offline_hub
+    # a published name: <name>-<first 8 hex digits of its sha256>.pth
+    made = tmp_path / 'made.pth'
+    detector = _tiny_detector_checkpoint(made)
+    url = ('https://download.openmmlab.com/mmyolo/v0/yolov5/tiny/'
+           f'yolov5_tiny-{_sha256(made)[:8]}.pth')
+    with pytest.raises(PretrainedWeightsError, match='put it at') as err:
+        prepare_pretrained(url)
+    hub_file = str(err.value).split('put it at\n  ')[1].split('\n')[0]
+    assert hub_file == osp.join(str(tmp_path), 'torch', 'hub',
+                                'checkpoints', osp.basename(url))
+    assert not os.listdir(osp.dirname(hub_file))  # no partial download
+    os.replace(made, hub_file)
     calls.clear()
-    assert prepare_pretrained(S_URL) == S_URL
+    assert prepare_pretrained(url) == url
     model = _tiny_ssda_model()
     # MMEngine's own loading path for `load_from` (the runner calls it)
-    load_checkpoint(model, S_URL, map_location='cpu', strict=False)
+    load_checkpoint(model, url, map_location='cpu', strict=False)
     assert calls == []  # read from the hub folder, nothing downloaded
     for branch in (model.student, model.teacher):
         for (name, want), got in zip(detector.state_dict().items(),
                                      branch.state_dict().values()):
             assert torch.equal(got, want), name
+
+
+def test_cached_file_not_matching_its_hash_is_named_and_kept(offline_hub):
+    hub_file, calls = offline_hub
+    os.makedirs(osp.dirname(hub_file))
+    _tiny_detector_checkpoint(hub_file)
+    before = _sha256(hub_file)
+    with pytest.raises(PretrainedWeightsError) as err:
+        prepare_pretrained(S_URL)
+    msg = str(err.value)
+    assert hub_file in msg
+    assert 'expected a SHA-256 starting with 86e02187' in msg
+    assert f'got {before[:8]}' in msg
+    assert calls == []  # not downloaded again over the user's file
+    assert _sha256(hub_file) == before  # left as it was
+
+
+def test_download_not_matching_its_hash_is_not_kept(offline_hub, tmp_path,
+                                                    monkeypatch):
+    hub_file, _ = offline_hub
+    wrong = tmp_path / 'wrong.pth'
+    _tiny_detector_checkpoint(wrong)
+
+    def download(url, dst, *args, **kwargs):
+        shutil.copyfile(wrong, dst)
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', download)
+    with pytest.raises(PretrainedWeightsError, match='86e02187') as err:
+        prepare_pretrained(S_URL)
+    assert S_URL in str(err.value)
+    assert not osp.exists(hub_file)
+    assert os.listdir(osp.dirname(hub_file)) == []
 
 
 def test_local_paths_and_none_pass_through(offline_hub, tmp_path):
