@@ -8,6 +8,8 @@ from mmengine.dataset import (BaseDataset, ClassBalancedDataset, Compose,
                               ConcatDataset, RepeatDataset)
 
 from mmssda.registry import DATASETS, TRANSFORMS
+from .image_check import (decode_image_file, image_loader_settings,
+                          pair_orientation_problem)
 from .yolo_txt_dataset import (INVALID_POLICIES, YOLOTxtDataset,
                                check_image_file, handle_invalid)
 
@@ -21,6 +23,9 @@ _MAX_LISTED = 5
 #: datasets are concatenated.
 FORMAT_META_KEYS = ('dataset_type', )
 _DATASET_WRAPPERS = (ConcatDataset, RepeatDataset, ClassBalancedDataset)
+#: ``check_images`` values: a full decode, the header and end marker only,
+#: no check.
+CHECK_IMAGES = ('decode', 'header', False)
 
 
 def _describe_cfg(cfg) -> str:
@@ -92,11 +97,16 @@ class PairedDataset:
     training step. Invalid pairs, handled by ``invalid_policy`` (all are
     collected first, so one error lists them all, each naming its file): a
     real image without fake (with the count, the first missing files and
-    both roots), a real or fake image that is unreadable or truncated
-    (``check_images``). Always errors: an empty set (e.g. an empty target
-    set, or one whose pairs were all skipped) and a source set without any
-    box. A fake of another size than its real image is resized on loading
-    (``LoadPairedImageFromFile``, one warning). An inner
+    both roots), a real or fake image that is unreadable, truncated or
+    damaged inside (``check_images='decode'``: each image is decoded once
+    with the pipeline's ``imdecode_backend``/``color_type`` and any decoder
+    message, e.g. libjpeg's ``Corrupt JPEG data``, is an error naming the
+    file), a real and fake whose EXIF orientations differ or whose decoded
+    sizes are each other's transpose (one of them rotated). Always errors:
+    an empty set (e.g. an empty target set, or one whose pairs were all
+    skipped) and a source set without any box. A fake of another size
+    than its real image is resized on loading (``LoadPairedImageFromFile``,
+    one warning). An inner
     :class:`YOLOTxtDataset` config without its own ``invalid_policy`` gets
     this one, so that bad label files are handled alike.
 
@@ -126,8 +136,12 @@ class PairedDataset:
         test_mode (bool): Test mode: no refetch of another sample when the
             pipeline returns None. Also the inner dataset's default.
             Defaults to False.
-        check_images (bool): Check that every real and fake image is
-            readable and complete (header and end marker only). Defaults to
+        check_images (bool | str): ``'decode'`` (or True): decode every
+            real and fake image once, as the pipeline's first image loader
+            (``LoadPairedImageFromFile``) would, and fail on any decoder
+            message; ``'header'``: check only the header and the end marker
+            (JPEG, PNG); False: no check. The decode costs about one
+            training read per image (docs/reliability.md). Defaults to
             True.
         lazy_init (bool): Defer pairing and checks to :meth:`full_init`.
             Defaults to False.
@@ -209,6 +223,12 @@ class PairedDataset:
         ]) if fake_pipeline else None
         self.fake_suffixes = tuple(fake_suffixes)
         self.test_mode = test_mode
+        if check_images is True:
+            check_images = 'decode'
+        if check_images not in CHECK_IMAGES:
+            raise ValueError(
+                f'PairedDataset ({domain}): `check_images` must be one of '
+                f'{CHECK_IMAGES} or True, got {check_images!r}.')
         self.check_images = check_images
         self.max_refetch = max_refetch
         self._dataset_cfg = copy.deepcopy(dataset)
@@ -334,14 +354,8 @@ class PairedDataset:
             fakes, problems = [None] * len(real_paths), {}
         else:
             fakes, problems = self._find_fakes(real_paths)
-        for i, (real, fake) in enumerate(zip(real_paths, fakes)):
-            if i in problems or not self.check_images:
-                continue
-            for path in (real, ) if fake is None else (real, fake):
-                try:
-                    check_image_file(path)
-                except (OSError, ValueError) as e:
-                    problems.setdefault(i, []).append(str(e))
+        if self.check_images:
+            self._check_pair_images(real_paths, fakes, problems)
         handle_invalid(
             f'PairedDataset ({self.domain})',
             [p for i in sorted(problems) for p in problems[i]],
@@ -360,6 +374,41 @@ class PairedDataset:
         if self.domain == 'source':
             self._check_has_boxes()
         self._fully_initialized = True
+
+    def _check_pair_images(self, real_paths: List[str],
+                           fakes: List[Optional[str]],
+                           problems: Dict[int, list]) -> None:
+        """Check every real and fake image (``check_images``) and each
+        pair's orientation; add the problems by position."""
+        loader = image_loader_settings(self.pipeline)
+        for i, (real, fake) in enumerate(zip(real_paths, fakes)):
+            if i in problems:
+                continue
+            sizes = []
+            for path in (real, ) if fake is None else (real, fake):
+                try:
+                    if self.check_images == 'decode':
+                        sizes.append(self._decoded_size(path, loader))
+                    else:
+                        sizes.append(check_image_file(path))
+                except (OSError, ValueError) as e:
+                    problems.setdefault(i, []).append(str(e))
+            if len(sizes) == 2:
+                problem = pair_orientation_problem(real, fake, *sizes)
+                if problem is not None:
+                    problems[i] = [problem]
+
+    @staticmethod
+    def _decoded_size(path: str, loader: dict) -> Tuple[int, int]:
+        """``(width, height)`` of the fully decoded image; a file that
+        fails gets the header check's message where it has one (unreadable,
+        truncated), else the decoder's."""
+        try:
+            img = decode_image_file(path, **loader)
+        except ValueError:
+            check_image_file(path)
+            raise
+        return img.shape[1], img.shape[0]
 
     def _raise_empty(self, cause: Optional[Exception] = None) -> None:
         """Raise ValueError naming the inner config of an empty dataset."""

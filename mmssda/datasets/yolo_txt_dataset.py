@@ -10,10 +10,10 @@ from mmyolo.datasets.yolov5_coco import BatchShapePolicyDataset
 from PIL import Image
 
 from mmssda.registry import DATASETS
+from .image_check import orientation_of
 
 IMG_EXTENSIONS = ('.bmp', '.jpg', '.jpeg', '.png', '.tif', '.tiff', '.webp')
 # EXIF orientations that swap width and height (cv2 honours them on decode).
-_EXIF_ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
 _PNG_END = b'IEND\xaeB`\x82'
 _JPEG_END = b'\xff\xd9'
@@ -84,7 +84,7 @@ def check_image_file(path: str) -> Tuple[int, int]:
         with Image.open(path) as img:
             width, height = img.size
             fmt = img.format
-            orientation = img.getexif().get(_EXIF_ORIENTATION_TAG)
+            orientation = orientation_of(img)
     except Exception as e:  # PIL raises many types for corrupt headers
         raise ValueError(f'Unreadable image {path}: {e}') from e
     if width <= 0 or height <= 0:

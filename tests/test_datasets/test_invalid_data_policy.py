@@ -145,3 +145,56 @@ def test_source_without_boxes_is_always_an_error(tmp_path, pair_data,
     with pytest.warns(UserWarning, match='empty'), \
             pytest.raises(ValueError, match=r'\(source\): no image .* box'):
         _paired(data, paired_helpers, invalid_policy='skip')
+
+
+def test_paired_decode_check_names_damage_inside_files(tmp_path, pair_data,
+                                                       paired_helpers,
+                                                       mmssda_scope):
+    """A real JPEG and a fake PNG damaged mid-file (header and end marker
+    intact) are named when the set is built; 'skip' drops their pairs; the
+    header-only check does not see them."""
+    from tests.fixtures.damaged_images import (damage_jpeg_middle,
+                                               damage_png_crc, write_textured)
+    data = pair_data(tmp_path / 'd', num=4)
+    for stem in ('0001', '0002'):
+        write_textured(osp.join(data['root'], 'images', stem + '.jpg'))
+        write_textured(osp.join(data['fake_root'], stem + '.png'))
+    damage_jpeg_middle(osp.join(data['root'], 'images', '0001.jpg'))
+    damage_png_crc(osp.join(data['fake_root'], '0002.png'))
+    with pytest.raises(ValueError) as err:
+        _paired(data, paired_helpers)
+    msg = str(err.value)
+    assert '2 of 4 pairs' in msg and msg.count('Damaged image') == 2
+    assert 'images/0001.jpg' in msg and 'Corrupt JPEG data' in msg
+    assert 'fake/0002.png' in msg and 'CRC error' in msg
+    with pytest.warns(UserWarning, match='skipped 2 of 4'):
+        ds = _paired(data, paired_helpers, invalid_policy='skip')
+    assert [osp.basename(ds.get_data_info(i)['img_path'])
+            for i in range(len(ds))] == ['0000.jpg', '0003.jpg']
+    assert len(_paired(data, paired_helpers, check_images='header')) == 4
+    with pytest.raises(ValueError, match='check_images'):
+        _paired(data, paired_helpers, check_images='full')
+
+
+def test_paired_orientation_mismatch_is_named(tmp_path, pair_data,
+                                              paired_helpers, mmssda_scope):
+    """A fake whose EXIF orientation differs from its real image's, and a
+    fake stored rotated (width and height swapped), are named with both
+    files, in both check modes."""
+    import cv2
+
+    from tests.fixtures.damaged_images import write_with_orientation
+    data = pair_data(tmp_path / 'd', num=3)
+    fake0 = osp.join(data['fake_root'], '0000.png')
+    write_with_orientation(fake0, cv2.imread(fake0), 6)
+    fake1 = osp.join(data['fake_root'], '0001.png')
+    cv2.imwrite(fake1, cv2.rotate(cv2.imread(fake1),
+                                  cv2.ROTATE_90_CLOCKWISE))
+    for mode in ('decode', 'header'):
+        with pytest.raises(ValueError) as err:
+            _paired(data, paired_helpers, check_images=mode)
+        msg = str(err.value)
+        assert '2 of 3 pairs' in msg, mode
+        assert 'different EXIF orientations (1 and 6)' in msg
+        assert fake0 in msg and 'images/0000.jpg' in msg
+        assert 'width and height swapped' in msg and fake1 in msg

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from mmssda.models.utils import head_kind, prior_scores
 from mmssda.registry import MODELS
+from mmssda.utils.config_checks import HEAD_TEST_CFG_KEYS, check_option_keys
 
 #: The four input streams of a batch (see docs/design.md).
 STREAMS = ('source_real', 'source_fake', 'target_real', 'target_fake')
@@ -226,6 +227,13 @@ class SSDADetector(SemiBaseDetector):
                  channels_last: bool = False,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
+        # a misspelt key would otherwise train with the default silently
+        check_option_keys(
+            semi_train_cfg,
+            dict(self.default_semi_train_cfg,
+                 pseudo_label_cfg=HEAD_TEST_CFG_KEYS), 'model.semi_train_cfg')
+        check_option_keys(semi_test_cfg, self.default_semi_test_cfg,
+                          'model.semi_test_cfg')
         super().__init__(
             detector=detector,
             semi_train_cfg=self._merge_cfg(self.default_semi_train_cfg,
