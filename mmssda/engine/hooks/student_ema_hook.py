@@ -1,4 +1,5 @@
 import copy
+import inspect
 import logging
 from typing import Optional
 
@@ -10,6 +11,7 @@ from mmengine.runner.checkpoint import load_state_dict
 
 from mmssda.engine.optimizers import optimizer_stepped
 from mmssda.registry import HOOKS, MODELS
+from mmssda.utils.config_checks import check_option_keys
 
 
 @HOOKS.register_module()
@@ -54,6 +56,7 @@ class StudentEMAHook(EMAHook):
                  update_buffers: bool = True,
                  strict_load: bool = False,
                  **kwargs) -> None:
+        self._check_kwargs(ema_type, kwargs)
         super().__init__(
             ema_type=ema_type,
             momentum=momentum,
@@ -61,6 +64,21 @@ class StudentEMAHook(EMAHook):
             update_buffers=update_buffers,
             strict_load=strict_load,
             **kwargs)
+
+    @staticmethod
+    def _check_kwargs(ema_type: str, kwargs: dict) -> None:
+        """Refuse a key that neither :class:`EMAHook` nor the averaged
+        model takes, now (the averaged model is built in ``before_run``,
+        after the whole runner)."""
+        ema_cls = MODELS.get(ema_type)
+        if ema_cls is None:
+            return  # the build names the unknown type
+        params = inspect.signature(ema_cls.__init__).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        hook_params = inspect.signature(EMAHook.__init__).parameters
+        valid = {*params, *hook_params} - {'self', 'model', 'kwargs'}
+        check_option_keys(kwargs, valid, 'StudentEMAHook')
 
     def before_run(self, runner: Runner) -> None:
         """Create the EMA copy of ``model.student``."""
