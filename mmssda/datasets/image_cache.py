@@ -5,6 +5,7 @@ import os
 import os.path as osp
 import re
 import shutil
+import stat
 import tempfile
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
@@ -20,6 +21,12 @@ DEFAULT_DISK_DIR = osp.join('~', '.cache', 'mmssda', 'image_cache')
 #: The RAM cache may use at most this share of the memory available.
 RAM_FRACTION = 0.8
 _RUN_DIR_PREFIX = 'mmssda-image-cache-'
+# names of what the cache writes: per-source folders, entries, and the
+# temporary files of entries being written (tempfile.mkstemp's names)
+_FOLDER_NAME = re.compile(r'[0-9a-f]{32}$')
+_FILE_NAME = re.compile(r'([0-9a-f]{32}\.(npy|json)|tmp\w+\.tmp)$')
+# opening an entry never follows a symbolic link
+_O_NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
 _GIB = 1024**3
 # per process: the RAM folder of this run (inherited by forked workers)
 _RAM_DIRS: Dict[str, str] = {}
@@ -63,14 +70,26 @@ class ImageCache:
     Modes:
 
     - ``'ram'``: the folder lives on a tmpfs (``/dev/shm`` unless
-      ``cache_dir`` names another), private to this run
-      (``mmssda-image-cache-<pid>``): its pages are shared memory, read by
-      every worker without a copy per process. The process that created it
-      removes it at exit; folders of dead runs are removed when a new one
-      starts.
+      ``cache_dir`` names another), private to this run: a fresh folder
+      from :func:`tempfile.mkdtemp` (``mmssda-image-cache-<pid>-<random>``,
+      mode 0700, owned by this user), so no other user can read, redirect
+      or pre-fill it. Its pages are shared memory, read by every dataloader
+      worker (forked: they inherit the folder) without a copy per process;
+      each distributed rank has a folder of its own. At exit the process
+      that created it removes the entries it wrote and then the folder;
+      anything else found in it stays (and so does the folder). The
+      entries of a folder whose run died (same user, mode 0700, not a
+      link) are removed the same way when a new run starts.
     - ``'disk'``: the folder is ``cache_dir`` (default
-      ``~/.cache/mmssda/image_cache``), kept across runs. Nothing else is
-      ever written or deleted: entries only go to that dedicated folder.
+      ``~/.cache/mmssda/image_cache``), kept across runs, created with
+      mode 0700. It must not be a symbolic link, must belong to this user
+      and must not be writable by others (an error says so). Nothing else
+      is ever written or deleted: entries only go to that dedicated folder.
+
+    In both modes an entry folder or file that is a symbolic link is never
+    followed: a linked entry file is a miss (and replaced by a real file
+    when the entry is written), a linked entry folder is an error naming
+    it.
 
     Args:
         mode (str): ``'ram'`` or ``'disk'``.
@@ -107,9 +126,7 @@ class ImageCache:
         if mode == 'ram':
             self.cache_dir = _ram_run_dir(cache_dir or RAM_ROOT)
         else:
-            self.cache_dir = osp.abspath(
-                osp.expanduser(cache_dir or DEFAULT_DISK_DIR))
-            os.makedirs(self.cache_dir, exist_ok=True)
+            self.cache_dir = _disk_dir(cache_dir or DEFAULT_DISK_DIR)
         # bytes the data sets checked so far in this process need
         self._needed: Dict[int, int] = {}
         # entries read before in this process: .npy layout and meta, so a
@@ -229,16 +246,21 @@ class ImageCache:
     def _open_entry(self, npy: str, meta_file: str) -> Optional[dict]:
         """Layout and meta of a stored entry, its array mapped when the
         process may map one more file (None: no complete entry)."""
+        folder = osp.dirname(npy)
+        if not osp.lexists(folder):
+            return None
+        # a linked entry folder is refused, not read through
+        _check_owned_dir(folder, 'the cache entry folder')
         try:
-            with open(npy, 'rb') as f:
+            with _open_nofollow(npy) as f:
                 version = np.lib.format.read_magic(f)
                 if version == (1, 0):
                     header = np.lib.format.read_array_header_1_0(f)
                 else:
                     header = np.lib.format.read_array_header_2_0(f)
                 offset = f.tell()
-            with open(meta_file) as f:
-                meta = json.load(f)
+            with _open_nofollow(meta_file) as f:
+                meta = json.loads(f.read().decode())
             shape, fortran_order, dtype = header
             if fortran_order or dtype.hasobject:
                 return None
@@ -272,7 +294,7 @@ class ImageCache:
     def _store(folder: str, name: str, img: np.ndarray, meta: dict) -> None:
         """Write an entry atomically (meta first: the .npy commits it) and
         delete the stale entries of the same source path."""
-        os.makedirs(folder, exist_ok=True)
+        _private_dir(folder)
         for suffix, write in (
             ('.json', lambda f: f.write(json.dumps(meta).encode())),
             ('.npy', lambda f: np.save(f, img, allow_pickle=False)),
@@ -298,10 +320,11 @@ class ImageCache:
         """Bytes of the entries in the cache folder."""
         total = 0
         for folder in _scandir(self.cache_dir):
-            if folder.is_dir():
+            if folder.is_dir(follow_symlinks=False):
                 for entry in _scandir(folder.path):
-                    if entry.name.endswith('.npy'):
-                        total += entry.stat().st_size
+                    if entry.name.endswith('.npy') and \
+                            entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
         return total
 
     def has_checked(self, dataset_id: int) -> bool:
@@ -372,11 +395,11 @@ def _read_raw(npy: str, known: dict) -> Optional[np.ndarray]:
     img = np.empty(known['shape'], known['dtype'])
     view = memoryview(img).cast('B')
     try:
-        with open(npy, 'rb', buffering=0) as f:
+        with _open_nofollow(npy, buffering=0) as f:
             f.seek(known['offset'])
             if f.readinto(view) != len(view):
                 return None
-    except FileNotFoundError:
+    except OSError:  # gone, or replaced by a link
         return None
     img.flags.writeable = False
     return img
@@ -423,11 +446,99 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _open_nofollow(path: str, buffering: int = -1):
+    """``open(path, 'rb')`` that fails (``OSError``) on a symbolic link."""
+    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f'{path} is not a regular file')
+        return os.fdopen(fd, 'rb', buffering=buffering)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_owned_dir(path: str, what: str) -> os.stat_result:
+    """Raise unless ``path`` is a real folder (not a link) of this user
+    that no one else can write to."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise PermissionError(
+            f'ImageCache: {what} {path} is a symbolic link; the image cache '
+            'never follows links (another user could redirect it). Remove '
+            'the link, or set `cache_dir` to a real folder.')
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(
+            f'ImageCache: {what} {path} is not a folder; set `cache_dir` '
+            'to a folder of the image cache.')
+    if st.st_uid != os.getuid():
+        raise PermissionError(
+            f'ImageCache: {what} {path} belongs to user id {st.st_uid}, not '
+            f'to this user ({os.getuid()}); set `cache_dir` to a folder of '
+            'your own.')
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(
+            f'ImageCache: {what} {path} can be written by other users (mode '
+            f'{stat.S_IMODE(st.st_mode):o}), who could pre-fill the cache; '
+            f'make it private (chmod 700 {path}) or set another '
+            '`cache_dir`.')
+    return st
+
+
+def _private_dir(path: str, what: str = 'the cache folder') -> None:
+    """Create ``path`` with mode 0700 if missing, then check it (see
+    :func:`_check_owned_dir`)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    _check_owned_dir(path, what)
+
+
+def _disk_dir(cache_dir: str) -> str:
+    """The absolute disk cache folder, created 0700 (its parents with the
+    default mode) and checked."""
+    path = osp.abspath(osp.expanduser(cache_dir))
+    if not osp.lexists(path):
+        os.makedirs(osp.dirname(path), exist_ok=True)
+    _private_dir(path, "cache='disk' folder")
+    return path
+
+
+def _remove_entries(path: str) -> None:
+    """Remove what the cache writes from a run folder: the files named as
+    entries are named (regular files only, links themselves, never their
+    targets), then the emptied entry folders and the folder itself. Any
+    other file or folder stays, and with it the folders holding it."""
+    for folder in _scandir(path):
+        if not (_FOLDER_NAME.match(folder.name)
+                and folder.is_dir(follow_symlinks=False)):
+            continue
+        for entry in _scandir(folder.path):
+            if _FILE_NAME.match(entry.name) and (
+                    entry.is_symlink()
+                    or entry.is_file(follow_symlinks=False)):
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+        try:
+            os.rmdir(folder.path)
+        except OSError:  # holds something the cache did not write
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def _ram_run_dir(root: str) -> str:
-    """This run's folder under ``root``, created once per process tree.
+    """This run's private folder under ``root``, created once per process
+    tree with :func:`tempfile.mkdtemp` (mode 0700).
 
     Forked workers inherit the main process's folder. The creating process
-    removes it at exit; folders whose creator is gone are removed here.
+    removes its entries and the folder at exit; the entries of folders
+    whose creator is gone are removed here (see :func:`_remove_entries`).
     """
     root = osp.abspath(root)
     if root in _RAM_DIRS:
@@ -437,21 +548,25 @@ def _ram_run_dir(root: str) -> str:
             f"ImageCache: cache='ram' keeps images in the tmpfs {root}, "
             "which does not exist here; set `cache_dir` to a tmpfs folder "
             "or use cache='disk'.")
-    pattern = re.compile(re.escape(_RUN_DIR_PREFIX) + r'(\d+)$')
+    pattern = re.compile(re.escape(_RUN_DIR_PREFIX) + r'(\d+)-\w+$')
     for entry in _scandir(root):
         match = pattern.match(entry.name)
-        if match and entry.is_dir(follow_symlinks=False) \
-                and entry.stat().st_uid == os.getuid() \
-                and not _pid_alive(int(match.group(1))):
-            shutil.rmtree(entry.path, ignore_errors=True)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            _check_owned_dir(entry.path, 'run folder')
+        except OSError:  # a link, someone else's, not private: not ours
+            continue
+        if stat.S_IMODE(os.lstat(entry.path).st_mode) == 0o700:
+            _remove_entries(entry.path)
     pid = os.getpid()
-    path = osp.join(root, f'{_RUN_DIR_PREFIX}{pid}')
-    os.makedirs(path, exist_ok=True)
+    path = tempfile.mkdtemp(prefix=f'{_RUN_DIR_PREFIX}{pid}-', dir=root)
+    _check_owned_dir(path, 'run folder')
     _RAM_DIRS[root] = path
 
     def remove():
         if os.getpid() == pid:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_entries(path)
 
     atexit.register(remove)
     return path

@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import random
+import stat
 import subprocess
 import sys
 
@@ -235,26 +236,145 @@ def test_ram_cache_is_shared_with_workers(tmp_path, pair_data,
         assert ds[i]['img'].shape == (38, 64, 3)
 
 
-def test_ram_folder_removed_at_exit(tmp_path):
+def _dead_pid():
+    return int(subprocess.run([sys.executable, '-c', 'import os; '
+                               'print(os.getpid())'], capture_output=True,
+                              text=True, timeout=60).stdout.strip())
+
+
+def _write_entries(folder, names=('0' * 32 + '.npy', '0' * 32 + '.json')):
+    """A cache entry folder as a run leaves it."""
+    entry = folder / ('a' * 32)
+    entry.mkdir(parents=True, mode=0o700)
+    for name in names:
+        (entry / name).write_bytes(b'entry')
+    return entry
+
+
+def test_ram_folder_removed_at_exit_leaving_foreign_files(tmp_path):
+    """At exit the run removes the entries it wrote and its folder; a file
+    it did not write stays, and so does the folder holding it."""
+    clean, foreign = tmp_path / 'shm1', tmp_path / 'shm2'
+    clean.mkdir()
+    foreign.mkdir()
+    code = ('import cv2, numpy as np, sys\n'
+            'from mmssda.datasets import ImageCache\n'
+            'img = sys.argv[3]\n'
+            'cv2.imwrite(img, np.full((16, 16, 3), 9, np.uint8))\n'
+            'for root in sys.argv[1:3]:\n'
+            '    c = ImageCache("ram", (8, 8), cache_dir=root)\n'
+            '    c.load_real(img, cv2.imread)\n'
+            '    print(c.cache_dir)\n'
+            'open(c.cache_dir + "/foreign.txt", "w").close()\n')
+    out = subprocess.run(
+        [sys.executable, '-c', code, str(clean), str(foreign),
+         str(tmp_path / 'a.png')], capture_output=True, text=True,
+        timeout=120, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO))
+    assert out.returncode == 0, out.stderr
+    clean_dir, foreign_dir = out.stdout.strip().splitlines()[-2:]
+    assert clean_dir.startswith(str(clean))
+    assert not osp.exists(clean_dir)
+    assert os.listdir(foreign_dir) == ['foreign.txt']
+
+
+def test_ram_folder_is_private_and_not_predictable(tmp_path):
     root = tmp_path / 'shm'
     root.mkdir()
-    # a folder left by a run that died
-    dead = subprocess.run([sys.executable, '-c', 'import os; '
-                           'print(os.getpid())'], capture_output=True,
-                          text=True, timeout=60).stdout.strip()
-    stale = root / f'mmssda-image-cache-{dead}'
-    stale.mkdir()
-    code = ('import sys; from mmssda.datasets import ImageCache; '
-            f'c = ImageCache("ram", (8, 8), cache_dir={str(root)!r}); '
-            'open(c.cache_dir + "/x", "w").close(); print(c.cache_dir)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, timeout=120, cwd=REPO,
-                         env=dict(os.environ, PYTHONPATH=REPO))
-    assert out.returncode == 0, out.stderr
-    run_dir = out.stdout.strip().splitlines()[-1]
-    assert run_dir.startswith(str(root))
-    assert not osp.exists(run_dir)
-    assert not stale.exists()
+    # a link planted at the name the folder would have if named by pid
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    planted = root / f'mmssda-image-cache-{os.getpid()}'
+    planted.symlink_to(elsewhere, target_is_directory=True)
+    cache = ImageCache('ram', (8, 8), cache_dir=str(root))
+    st = os.lstat(cache.cache_dir)
+    assert stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o700
+    assert st.st_uid == os.getuid()
+    assert osp.dirname(cache.cache_dir) == str(root)
+    assert osp.basename(cache.cache_dir).startswith(
+        f'mmssda-image-cache-{os.getpid()}-')
+    img = str(tmp_path / 'a.png')
+    cv2.imwrite(img, np.full((16, 16, 3), 9, np.uint8))
+    cache.load_real(img, cv2.imread)
+    assert os.listdir(elsewhere) == []  # nothing went through the link
+    assert planted.is_symlink()  # and the link is left alone
+
+
+def test_links_inside_the_cache_are_not_followed(tmp_path):
+    img = str(tmp_path / 'a.png')
+    cv2.imwrite(img, np.full((100, 200, 3), 10, np.uint8))
+    cache = ImageCache('disk', (50, 50), cache_dir=str(tmp_path / 'c'))
+    folder, name = cache._entry_name(img, '')
+    # entry files planted as links to a pre-filled image elsewhere
+    os.makedirs(folder, mode=0o700)
+    planted = tmp_path / 'planted.npy'
+    np.save(planted, np.full((25, 50, 3), 200, np.uint8))
+    meta = tmp_path / 'planted.json'
+    meta.write_text('{"ori_shape": [100, 200], "ratio": 0.25}')
+    os.symlink(planted, osp.join(folder, name + '.npy'))
+    os.symlink(meta, osp.join(folder, name + '.json'))
+    img_out = cache.load_real(img, cv2.imread)[0]
+    assert int(img_out.mean()) == 10  # decoded, not the planted image
+    assert not osp.islink(osp.join(folder, name + '.npy'))  # replaced
+    assert int(np.load(planted).mean()) == 200  # the target is untouched
+    # an entry folder planted as a link is refused, naming it
+    other = ImageCache('disk', (40, 40), cache_dir=str(tmp_path / 'c2'))
+    folder2, _ = other._entry_name(img, '')
+    target = tmp_path / 'target'
+    target.mkdir()
+    os.symlink(target, folder2, target_is_directory=True)
+    with pytest.raises(PermissionError, match='symbolic link') as err:
+        other.load_real(img, cv2.imread)
+    assert folder2 in str(err.value)
+    assert os.listdir(target) == []
+
+
+def test_disk_folder_must_be_private_and_real(tmp_path):
+    made = ImageCache('disk', (8, 8), cache_dir=str(tmp_path / 'new' / 'c'))
+    assert stat.S_IMODE(os.lstat(made.cache_dir).st_mode) == 0o700
+    real = tmp_path / 'real'
+    real.mkdir()
+    link = tmp_path / 'link'
+    link.symlink_to(real, target_is_directory=True)
+    with pytest.raises(PermissionError, match='symbolic link') as err:
+        ImageCache('disk', (8, 8), cache_dir=str(link))
+    assert str(link) in str(err.value)
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError, match='chmod 700'):
+        ImageCache('disk', (8, 8), cache_dir=str(shared))
+
+
+def test_stale_run_folders_lose_only_their_entries(tmp_path):
+    root = tmp_path / 'shm'
+    root.mkdir()
+    dead = _dead_pid()
+    # a dead run's folder: its entries go, a foreign file stays
+    stale = root / f'mmssda-image-cache-{dead}-abc123'
+    stale.mkdir(mode=0o700)
+    _write_entries(stale)
+    (stale / 'notes.txt').write_text('keep me')
+    # a dead run's folder with nothing else: removed
+    empty = root / f'mmssda-image-cache-{dead}-def456'
+    empty.mkdir(mode=0o700)
+    _write_entries(empty)
+    # a link named like a run folder: neither it nor its target is touched
+    target = tmp_path / 'target'
+    target.mkdir(mode=0o700)
+    entry = _write_entries(target)
+    (root / f'mmssda-image-cache-{dead}-ghi789').symlink_to(
+        target, target_is_directory=True)
+    # the old, pid-only name is not this version's: left alone
+    old = root / f'mmssda-image-cache-{dead}'
+    old.mkdir(mode=0o700)
+    _write_entries(old)
+    ImageCache('ram', (8, 8), cache_dir=str(root))
+    assert os.listdir(stale) == ['notes.txt']
+    assert not empty.exists()
+    assert sorted(os.listdir(entry)) == ['0' * 32 + '.json', '0' * 32 +
+                                         '.npy']
+    assert os.listdir(old) == ['a' * 32]
 
 
 def test_bad_mode():
