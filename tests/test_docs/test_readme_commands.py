@@ -148,7 +148,9 @@ def classify(words):
     if head == 'make':
         return ('make', [w for w in rest
                          if not w.startswith('-') and '=' not in w])
-    if '/' in head and not head.startswith(('/', '$', '~')):
+    if '/' in head and not head.startswith(('/', '$', '~')) and (
+            head.endswith(('.py', '.sh')) or head.startswith(
+                ('./', 'tools/', '.ci/'))):
         kind = 'python' if head.endswith('.py') else 'shell'
         return (kind, head, rest)
     return ('skip', )
@@ -400,6 +402,8 @@ def test_shell_commands_are_split_as_a_shell_would():
         'python -m pytest -q tests',
         'make demo && bash tools/install.sh --with-tests &',
         'GPUS=2 tools/slurm_train.sh p j configs/a.py w [--resume]',
+        'data/own/',
+        'source/images/train/x.jpg  a folder tree, not a command',
     ]
     commands = shell_commands(block)
     assert [index for index, _ in commands] == [0, 3, 7, 7, 8]
