@@ -1,4 +1,6 @@
+import copy
 import logging
+import time
 from functools import partial
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
@@ -8,6 +10,7 @@ from mmengine.runner.loops import (IterBasedTrainLoop,
                                    _InfiniteDataloaderIterator)
 from torch.utils.data import DataLoader
 
+from mmssda.datasets.image_check import check_dataset_images
 from mmssda.registry import LOOPS
 from mmssda.utils import keep_large_buffers, recipe_mismatches
 
@@ -56,6 +59,13 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
     fresh mosaic canvas for every sample; the training process keeps its
     malloc settings.
 
+    With ``check_eval_images``, :meth:`run` first decodes every image of
+    the validation set (and of the test set where its dataset config
+    differs) once, with the settings of its pipeline's image loader
+    (:func:`mmssda.datasets.image_check.check_dataset_images`), and stops
+    with the list of missing or damaged files before the first iteration;
+    MMEngine reads them first at the first evaluation.
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The dataloader or its config.
@@ -66,6 +76,8 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
             validation intervals used after them. Defaults to None.
         keep_worker_buffers (bool): Call :func:`keep_large_buffers` in each
             dataloader worker. Defaults to True.
+        check_eval_images (bool): Decode the validation and test images
+            before training. Defaults to True.
 
     Example:
         >>> train_cfg = dict(type='SSDAIterBasedTrainLoop', max_iters=60000,
@@ -81,7 +93,9 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
             val_begin: int = 1,
             val_interval: int = 1000,
             dynamic_intervals: Optional[List[Tuple[int, int]]] = None,
-            keep_worker_buffers: bool = True) -> None:
+            keep_worker_buffers: bool = True,
+            check_eval_images: bool = True) -> None:
+        self.check_eval_images = check_eval_images
         if keep_worker_buffers:
             # the parent starts the workers (its iterator) as it builds it
             dataloader = self._with_worker_buffers(runner, dataloader)
@@ -261,6 +275,34 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
             if callable(restore):
                 restore()
 
+    def _check_eval_images(self) -> None:
+        """Decode every validation (and distinct test) image once; raise
+        ``ValueError`` listing the damaged ones (``check_eval_images``)."""
+        if not self.check_eval_images:
+            return
+        runner = self.runner
+        datasets = []
+        if runner.val_loop is not None:
+            datasets.append(('val_dataloader.dataset',
+                             runner.val_loop.dataloader.dataset))
+        test_cfg = getattr(runner, '_test_dataloader', None)
+        val_cfg = getattr(runner, '_val_dataloader', None)
+        if isinstance(test_cfg, dict) and test_cfg.get('dataset') and (
+                not isinstance(val_cfg, dict)
+                or test_cfg.get('dataset') != val_cfg.get('dataset')):
+            datasets.append(('test_dataloader.dataset',
+                             runner.build_dataloader(
+                                 copy.deepcopy(test_cfg),
+                                 seed=runner.seed).dataset))
+        for what, dataset in datasets:
+            start = time.perf_counter()
+            num = check_dataset_images(dataset, what)
+            print_log(
+                f'Decoded the {num} images of {what} before training in '
+                f'{time.perf_counter() - start:.1f} s: none is damaged '
+                '(train_cfg.check_eval_images=False skips this).',
+                logger='current')
+
     def run(self):
         """Launch training; resume the data stream and random states
         before the first batch.
@@ -268,6 +310,7 @@ class SSDAIterBasedTrainLoop(IterBasedTrainLoop):
         Returns:
             nn.Module: The trained model.
         """
+        self._check_eval_images()
         self.runner.call_hook('before_train')
         self.runner.call_hook('before_train_epoch')
         if self._iter > 0:
