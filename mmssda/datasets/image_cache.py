@@ -294,7 +294,7 @@ class ImageCache:
     def _store(folder: str, name: str, img: np.ndarray, meta: dict) -> None:
         """Write an entry atomically (meta first: the .npy commits it) and
         delete the stale entries of the same source path."""
-        _private_dir(folder)
+        _private_dir(folder, 'the cache entry folder')
         for suffix, write in (
             ('.json', lambda f: f.write(json.dumps(meta).encode())),
             ('.npy', lambda f: np.save(f, img, allow_pickle=False)),
@@ -460,7 +460,11 @@ def _open_nofollow(path: str, buffering: int = -1):
 
 def _check_owned_dir(path: str, what: str) -> os.stat_result:
     """Raise unless ``path`` is a real folder (not a link) of this user
-    that no one else can write to."""
+    that no one else can write to (for an entry folder the message names
+    its cache folder to ``chmod``)."""
+    chmod = f'chmod 700 {path}'
+    if what == 'the cache entry folder':
+        chmod = f'chmod -R go-w {osp.dirname(path)}'
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
         raise PermissionError(
@@ -480,8 +484,7 @@ def _check_owned_dir(path: str, what: str) -> os.stat_result:
         raise PermissionError(
             f'ImageCache: {what} {path} can be written by other users (mode '
             f'{stat.S_IMODE(st.st_mode):o}), who could pre-fill the cache; '
-            f'make it private (chmod 700 {path}) or set another '
-            '`cache_dir`.')
+            f'make it private ({chmod}) or set another `cache_dir`.')
     return st
 
 

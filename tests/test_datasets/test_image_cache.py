@@ -344,6 +344,16 @@ def test_disk_folder_must_be_private_and_real(tmp_path):
     shared.chmod(0o777)
     with pytest.raises(PermissionError, match='chmod 700'):
         ImageCache('disk', (8, 8), cache_dir=str(shared))
+    # an entry folder others can write to (they could pre-fill it)
+    img = str(tmp_path / 'a.png')
+    cv2.imwrite(img, np.full((16, 16, 3), 9, np.uint8))
+    made.load_real(img, cv2.imread)
+    folder, _ = made._entry_name(img, '')
+    os.chmod(folder, 0o777)
+    fresh = ImageCache('disk', (8, 8), cache_dir=made.cache_dir)
+    with pytest.raises(PermissionError,
+                       match=f'chmod -R go-w {made.cache_dir}'):
+        fresh.load_real(img, cv2.imread)
 
 
 def test_stale_run_folders_lose_only_their_entries(tmp_path):
