@@ -8,7 +8,9 @@ command's arguments (``parse_args(argv)`` of the script, imported in one
 subprocess; ``--help`` for a script without one; for a shell script, each
 ``--flag`` is in its text or in the parser of a tool it calls) and that the
 Makefile has the target. Every ``configs/...py`` path named anywhere in the
-text must exist and build with ``mmengine.Config.fromfile``. A block right
+text must exist and build with ``mmengine.Config.fromfile``; every
+``tests/...py`` (and ``tests/...py::test_name``) or ``mmssda/...py`` path
+must exist. A block right
 after the line ``<!-- readme-check: skip -->`` is not checked (a command of
 another code base). The checker itself is tested on a broken copy.
 """
@@ -26,6 +28,8 @@ SHELL_LANGS = {'', 'bash', 'sh', 'shell', 'console', 'zsh'}
 SKIP_MARK = '<!-- readme-check: skip -->'
 FENCE = re.compile(r'^(?P<indent>\s*)(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)')
 CONFIG_PATH = re.compile(r'(?<![\w/.-])configs/[\w./*{},-]*?\.py\b')
+SOURCE_PATH = re.compile(
+    r'(?<![\w/.-])((?:tests|mmssda)/[\w/.-]+?\.py)(?:::(\w+))?(?![\w/.-])')
 ENV_ASSIGN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*=')
 PYTHONS = re.compile(r'^(python[0-9.]*|\$\{?PYTHON\}?)$')
 LAUNCHERS = ('torch.distributed.run', 'torch.distributed.launch')
@@ -200,6 +204,19 @@ def called_tools(script_path):
     return found
 
 
+def check_source_path(root, path, test_name=None):
+    """A problem with ``path`` (a file under tests/ or mmssda/ named in the
+    text) and ``path::test_name``, or None."""
+    full = osp.join(root, path)
+    if not osp.isfile(full):
+        return f'{path} does not exist'
+    if test_name:
+        with open(full) as f:
+            if not re.search(rf'^\s*def {test_name}\(', f.read(), re.M):
+                return f'{path} has no test {test_name}'
+    return None
+
+
 def check_documents(documents, root=REPO):
     """Check the commands and config paths of several markdown texts.
 
@@ -217,6 +234,11 @@ def check_documents(documents, root=REPO):
         for match in CONFIG_PATH.finditer(text):
             line = text.count('\n', 0, match.start()) + 1
             configs.setdefault(match.group(0), f'{name}:{line}')
+        for match in SOURCE_PATH.finditer(text):
+            line = text.count('\n', 0, match.start()) + 1
+            problem = check_source_path(root, *match.groups())
+            if problem:
+                problems.append(f'{name}:{line}: {problem}')
         for lang, first, block in code_blocks(text):
             if lang not in SHELL_LANGS:
                 continue
@@ -434,7 +456,8 @@ def test_code_blocks_skip_other_languages_and_marked_blocks():
 
 
 BROKEN = """
-Train with `configs/no_such_config.py`:
+Train with `configs/no_such_config.py` (tested in
+`tests/test_docs/test_readme_commands.py::test_no_such_test`):
 
 ```bash
 python tools/no_such_tool.py configs/ssda_yolov5n_fog_shapes.py
@@ -446,7 +469,8 @@ make no-such-target
 """
 
 FIXED = """
-Train with `configs/ssda_yolov5n_fog_shapes.py`:
+Train with `configs/ssda_yolov5n_fog_shapes.py` (tested in
+`tests/test_docs/test_readme_commands.py::test_readme_and_docs_commands`):
 
 ```bash
 python tools/train.py configs/ssda_yolov5n_fog_shapes.py --work-dir w
@@ -459,9 +483,9 @@ make demo
 
 def test_checker_finds_each_broken_command_and_config():
     """A missing script, an unknown flag, a value the parser refuses, a
-    shell-script flag that does not exist, a missing make target and a
-    missing config are each reported; the corrected commands after them
-    give no problem."""
+    shell-script flag that does not exist, a missing make target, a
+    missing config and a missing test are each reported; the corrected
+    text after them gives no problem."""
     problems = check_commands(BROKEN + FIXED, source='broken.md')
     expected = [
         'config configs/no_such_config.py does not exist',
@@ -470,6 +494,7 @@ def test_checker_finds_each_broken_command_and_config():
         'argument --launcher: invalid choice',
         'tools/install.sh has no flag --no-such-option',
         "the Makefile has no target 'no-such-target'",
+        'test_readme_commands.py has no test test_no_such_test',
     ]
     assert len(problems) == len(expected), '\n'.join(problems)
     for text in expected:
