@@ -276,3 +276,33 @@ def test_extract_detector_refuses(tmp_path):
         extract_detector.main([config, crafted, str(out)])
     _assert_refused(err, marker, crafted)
     assert not out.exists() and not (tmp_path / 'plain.py').exists()
+
+
+def test_train_tool_with_an_https_load_from(tmp_path, hub, monkeypatch):
+    """tools/train.py with ``load_from`` an ``https://`` URL whose file in
+    torch hub's cache is crafted: refused before the first iteration."""
+    import runpy
+
+    from tests.conftest import make_coco_shapes
+    from tests.training_helpers import TRAIN, omit_config_text
+    root = str(tmp_path / 'data')
+    make_coco_shapes(root, num_images=2, size=64)
+    marker = tmp_path / 'ran'
+    hub['folder'].mkdir(parents=True)
+    cached = write_crafted(hub['folder'] / 'weights.pth', marker)
+    omit_config_text(monkeypatch)
+    monkeypatch.setenv('LOCAL_RANK', '0')  # train.py exports it
+    train = runpy.run_path(TRAIN, run_name='mmssda_train_tool')
+    work_dir = tmp_path / 'work'
+    with pytest.raises(UnsafeCheckpointError) as err:
+        train['main']([
+            osp.join(CONFIG_DIR, 'tiny_yolov5.py'), '--work-dir',
+            str(work_dir), '--cfg-options', f'load_from={URL}',
+            f'train_dataloader.dataset.data_root={root}/',
+            'train_cfg.max_epochs=1',
+            'default_hooks.param_scheduler.max_epochs=1', 'val_cfg=None',
+            'val_dataloader=None', 'val_evaluator=None'
+        ])
+    _assert_refused(err, marker, cached)
+    assert hub['calls'] == []
+    assert not [n for n in os.listdir(work_dir) if n.endswith('.pth')]
