@@ -120,6 +120,21 @@ def voc2clipart(root):
     return list(VOCDataset.METAINFO['classes'])
 
 
+def own_yolo_txt(root):
+    from tests.fixtures.own_data import make_yolo_txt_fixture
+    return make_yolo_txt_fixture(root)['classes']
+
+
+def own_coco(root):
+    from tests.fixtures.own_data import make_coco_fixture
+    return make_coco_fixture(root)['classes']
+
+
+def sim10k2city(root):
+    from tests.fixtures.sim10k import make_sim10k2city_fixture
+    return make_sim10k2city_fixture(root)['classes']
+
+
 #: A config's ``data_root`` -> the fixture writer for that data format;
 #: each returns the class names the per-class AP tables must show, in
 #: label order.
@@ -128,6 +143,9 @@ FIXTURES = {
     'data/city2foggy/': city2foggy_coco,
     'data/voc2clipart/': voc2clipart,
     'data/city2foggy_yolo/': city2foggy_yolo,
+    'data/own_yolo_txt/': own_yolo_txt,
+    'data/own_coco/': own_coco,
+    'data/sim10k2city/': sim10k2city,
 }
 
 
