@@ -169,8 +169,10 @@ default_hooks = dict(
         warmup_iters=warmup_iters,
         warmup_bias_lr=0.1,
         warmup_momentum=0.8),
+    # writes each checkpoint atomically, deletes old ones only after it
     checkpoint=dict(
-        type='CheckpointHook',
+        type='AtomicCheckpointHook',
+        _scope_='mmssda',  # mmyolo's base config sets 'mmyolo'
         by_epoch=False,
         interval=val_interval,
         save_best='student/pascal_voc/mAP',  # target AP50, student-EMA

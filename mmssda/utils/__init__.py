@@ -1,3 +1,4 @@
+from .atomic_local_backend import AtomicLocalBackend
 from .checkpoint import allow_mmengine_checkpoint_globals
 from .file_mapping import map_file_array, max_map_count
 from .malloc import keep_large_buffers
@@ -7,8 +8,9 @@ from .recipe_scaling import recipe_mismatches, scale_recipe
 from .setup_env import register_all_modules
 
 __all__ = [
-    'allow_mmengine_checkpoint_globals', 'keep_large_buffers',
-    'map_file_array', 'max_map_count', 'MMYOLO_COCO_CHECKPOINTS',
+    'AtomicLocalBackend', 'allow_mmengine_checkpoint_globals',
+    'keep_large_buffers', 'map_file_array', 'max_map_count',
+    'MMYOLO_COCO_CHECKPOINTS',
     'PretrainedWeightsError', 'prepare_pretrained', 'recipe_mismatches',
     'register_all_modules', 'scale_recipe'
 ]

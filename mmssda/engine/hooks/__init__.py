@@ -1,3 +1,4 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .non_finite_loss_hook import NonFiniteLossHook
 from .progress_bar_hook import ProgressBarHook
 from .pseudo_label_health_hook import PseudoLabelHealthHook
@@ -7,7 +8,8 @@ from .student_ema_hook import StudentEMAHook
 from .yolov5_iter_param_scheduler_hook import YOLOv5IterParamSchedulerHook
 
 __all__ = [
-    'NonFiniteLossHook', 'ProgressBarHook', 'PseudoLabelHealthHook',
+    'AtomicCheckpointHook', 'NonFiniteLossHook', 'ProgressBarHook',
+    'PseudoLabelHealthHook',
     'RandomStateHook', 'SSDAMeanTeacherHook', 'StudentEMAHook',
     'YOLOv5IterParamSchedulerHook'
 ]

@@ -85,6 +85,10 @@ test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=1, val_interval=1)
 default_hooks = dict(
     param_scheduler=dict(max_epochs=1),
-    checkpoint=dict(interval=1, save_best=None),
+    checkpoint=dict(
+        type='AtomicCheckpointHook',
+        _scope_='mmssda',  # mmyolo's base config sets 'mmyolo'
+        interval=1,
+        save_best=None),
     logger=dict(interval=1))
 env_cfg = dict(cudnn_benchmark=False)
