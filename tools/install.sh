@@ -4,7 +4,8 @@
 # at the pinned versions it returns in a few seconds.
 #
 # Usage: bash tools/install.sh [--with-tests] [--build-mmcv]
-#   --with-tests   also install the test requirements (pytest, tensorboard)
+#   --with-tests   also install the test requirements (pytest, onnx,
+#                  onnxruntime)
 #   --build-mmcv   build mmcv from source even if a prebuilt wheel is found
 #
 # Environment:
@@ -62,7 +63,7 @@ import mmcv.ops, mmdet, mmyolo, albumentations, pycocotools  # noqa
 import tensorboard  # noqa
 import mmssda
 if os.environ['MMSSDA_TESTS'] == '1':
-    import pytest  # noqa
+    import pytest, onnx, onnxruntime  # noqa
 from packaging.requirements import Requirement
 for line in open(os.environ['MMSSDA_STACK']):
     line = line.split('#')[0].strip()
