@@ -1,4 +1,3 @@
-import glob
 import os
 import os.path as osp
 import warnings
@@ -10,6 +9,7 @@ from mmyolo.datasets.yolov5_coco import BatchShapePolicyDataset
 from PIL import Image
 
 from mmssda.registry import DATASETS
+from mmssda.utils.file_scan import list_files
 from .image_check import orientation_of
 
 IMG_EXTENSIONS = ('.bmp', '.jpg', '.jpeg', '.png', '.tif', '.tiff', '.webp')
@@ -140,7 +140,9 @@ def img_path_to_label_path(img_path: str) -> str:
 class YOLOTxtDataset(BatchShapePolicyDataset):
     """Detection dataset in YOLO txt format (the layout SSDA-YOLO uses).
 
-    Images live in a folder (searched recursively) or are listed in a ``.txt``
+    Images live in a folder (searched recursively, folder links followed,
+    each file once however many links reach it:
+    :func:`mmssda.utils.file_scan.list_files`) or are listed in a ``.txt``
     file (``ann_file``, one path a line; relative lines are relative to the
     list file's folder, as in YOLOv5). Each image ``.../images/x.jpg`` has a
     label file ``.../labels/x.txt`` with one ``cls cx cy w h`` line per box,
@@ -276,9 +278,8 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
                     f'YOLOTxtDataset: image folder data_prefix.img '
                     f'(joined with data_root) not found: {img_dir!r}')
             paths = [
-                osp.normpath(p) for p in glob.glob(
-                    osp.join(img_dir, '**', '*'), recursive=True)
-                if osp.splitext(p)[1].lower() in IMG_EXTENSIONS
+                osp.normpath(p) for p in list_files(
+                    img_dir, IMG_EXTENSIONS, owner='YOLOTxtDataset')
             ]
             source = f'data_prefix.img={img_dir!r}'
         if not paths:

@@ -145,3 +145,15 @@ def test_batch_shapes_and_filter(tmp_path):
     with pytest.warns(UserWarning):
         ds = _build(tmp_path, filter_cfg=dict(filter_empty_gt=True))
     assert len(ds) == 1
+
+
+def test_folder_links_count_each_image_once(tmp_path):
+    """A link loop and a second link to an image do not add samples."""
+    img = _write(tmp_path, '0000')
+    _write(tmp_path, '0001')
+    os.symlink(str(tmp_path / 'images'), str(tmp_path / 'images' / 'loop'))
+    os.symlink(img, str(tmp_path / 'images' / '0002.jpg'))
+    with pytest.warns(UserWarning, match=r'1 folder\(s\) and 1 file\(s\)'):
+        ds = _build(tmp_path)
+    assert [osp.basename(ds.get_data_info(i)['img_path'])
+            for i in range(len(ds))] == ['0000.jpg', '0001.jpg']

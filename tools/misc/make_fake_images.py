@@ -25,6 +25,7 @@ from mmssda.datasets.transforms.atmospheric_fog import (apply_atmospheric_fog,
 from mmssda.datasets.transforms.fda_style_transfer import (IMG_EXTENSIONS,
                                                            fda_transfer,
                                                            list_images)
+from mmssda.utils.file_scan import list_files
 
 
 def parse_args(argv=None):
@@ -64,12 +65,10 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isdir(args.src_dir):
         raise SystemExit(f'error: --src-dir {args.src_dir!r} is not a folder')
-    rel_paths = []
-    for root, dirs, names in os.walk(args.src_dir, followlinks=True):
-        dirs.sort()
-        rel_paths.extend(
-            osp.relpath(osp.join(root, n), args.src_dir) for n in sorted(names)
-            if n.lower().endswith(IMG_EXTENSIONS))
+    rel_paths = [
+        osp.relpath(p, args.src_dir) for p in list_files(
+            args.src_dir, IMG_EXTENSIONS, owner='make_fake_images --src-dir')
+    ]
     if not rel_paths:
         raise SystemExit(f'error: no images ({", ".join(IMG_EXTENSIONS)}) '
                          f'under --src-dir {args.src_dir!r}')

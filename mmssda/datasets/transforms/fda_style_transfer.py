@@ -11,7 +11,6 @@ synthetic data generator and the offline tool
 ``tools/misc/make_fake_images.py`` share it with the pipeline transform
 :class:`FDAStyleTransfer`.
 """
-import os
 import os.path as osp
 from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple, Union
@@ -24,6 +23,7 @@ from mmcv.transforms.utils import cache_randomness
 from mmengine.fileio import get
 
 from mmssda.registry import TRANSFORMS
+from mmssda.utils.file_scan import list_files
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -139,7 +139,9 @@ def list_images(path: Union[str, Sequence[str]]) -> List[str]:
 
     Args:
         path (str | Sequence[str]): A folder (searched recursively for
-            ``IMG_EXTENSIONS``, sorted), a text file with one image path per
+            ``IMG_EXTENSIONS``, sorted, each file once however many folder
+            links reach it: :func:`mmssda.utils.file_scan.list_files`), a
+            text file with one image path per
             line (relative paths are relative to the file's folder; blank
             lines and lines starting with ``#`` are skipped), or a list of
             image paths.
@@ -151,12 +153,7 @@ def list_images(path: Union[str, Sequence[str]]) -> List[str]:
         files = [str(p) for p in path]
         source = 'the given list'
     elif osp.isdir(path):
-        files = []
-        for root, dirs, names in os.walk(path, followlinks=True):
-            dirs.sort()
-            files.extend(
-                osp.join(root, n) for n in sorted(names)
-                if n.lower().endswith(IMG_EXTENSIONS))
+        files = list_files(path, IMG_EXTENSIONS, owner='reference images')
         source = f'folder {path!r}'
     elif osp.isfile(path):
         base = osp.dirname(osp.abspath(path))
