@@ -332,12 +332,19 @@ def load_from_http(filename: str,
     it with :func:`safe_load`.
 
     In distributed runs rank 0 downloads first; the other ranks then find
-    the file (or download it where their file system is not rank 0's).
+    the file (or download it where their file system is not rank 0's). A
+    failed download or hash check on rank 0 still reaches the barrier, so
+    the other ranks do not wait for it forever.
     """
     from mmengine.dist import get_dist_info
     rank, world_size = get_dist_info()
     if rank == 0:
-        path = download_checkpoint(filename, model_dir, progress)
+        try:
+            path = download_checkpoint(filename, model_dir, progress)
+        except BaseException:
+            if world_size > 1:
+                torch.distributed.barrier()
+            raise
     if world_size > 1:
         torch.distributed.barrier()
         if rank > 0:

@@ -306,3 +306,21 @@ def test_train_tool_with_an_https_load_from(tmp_path, hub, monkeypatch):
     _assert_refused(err, marker, cached)
     assert hub['calls'] == []
     assert not [n for n in os.listdir(work_dir) if n.endswith('.pth')]
+
+
+@pytest.mark.parametrize('rank', [0, 1])
+def test_distributed_failure_still_reaches_the_barrier(tmp_path, hub,
+                                                       monkeypatch, rank):
+    """A failed hash check on any rank of two still enters the barrier the
+    other rank waits in, then raises (no rank waits forever)."""
+    import mmengine.dist
+    barriers = []
+    monkeypatch.setattr(mmengine.dist, 'get_dist_info', lambda: (rank, 2))
+    monkeypatch.setattr(torch.distributed, 'barrier',
+                        lambda *a, **k: barriers.append(rank))
+    url = 'https://download.example.org/weights-0123abcd.pth'
+    hub['sources'][url] = write_legit(tmp_path / 'wrong.pth')
+    with pytest.raises(CheckpointHashError, match='0123abcd'):
+        CheckpointLoader.load_checkpoint(url, logger='silent')
+    assert barriers == [rank]
+    assert os.listdir(hub['folder']) == []
