@@ -10,9 +10,10 @@ subprocess; ``--help`` for a script without one; for a shell script, each
 Makefile has the target. Every ``configs/...py`` path named anywhere in the
 text must exist and build with ``mmengine.Config.fromfile``; every
 ``tests/...py`` (and ``tests/...py::test_name``) or ``mmssda/...py`` path
-must exist. A block right
-after the line ``<!-- readme-check: skip -->`` is not checked (a command of
-another code base). The checker itself is tested on a broken copy.
+must exist, and so must the file and the heading of every relative link.
+A block right after the line ``<!-- readme-check: skip -->`` is not checked
+(a command of another code base). The checker itself is tested on a broken
+copy.
 """
 import glob
 import json
@@ -35,6 +36,7 @@ PYTHONS = re.compile(r'^(python[0-9.]*|\$\{?PYTHON\}?)$')
 LAUNCHERS = ('torch.distributed.run', 'torch.distributed.launch')
 SEPARATORS = {'&&', '||', ';', '|', '&'}
 WORKER_TIMEOUT_S = 300
+LINK = re.compile(r'\]\((?P<path>[^)#\s]*)(?:#(?P<anchor>[^)\s]*))?\)')
 
 
 def code_blocks(markdown_text):
@@ -217,6 +219,50 @@ def check_source_path(root, path, test_name=None):
     return None
 
 
+def heading_anchors(markdown_text):
+    """The anchors GitHub gives the headings of a markdown text (lower
+    case, punctuation other than ``-`` and ``_`` removed, spaces to
+    ``-``), outside code blocks."""
+    anchors, in_code = set(), False
+    for line in markdown_text.splitlines():
+        if FENCE.match(line):
+            in_code = not in_code
+        elif not in_code and line.startswith('#'):
+            title = line.lstrip('#').strip().lower()
+            anchors.add(re.sub(r'[^\w\- ]', '', title).replace(' ', '-'))
+    return anchors
+
+
+def check_links(name, text, root):
+    """Problems of the relative links of a markdown text named ``name``
+    (a path relative to ``root``): the file must exist, and an anchor must
+    be a heading of the linked (or this) markdown file."""
+    problems = []
+    for match in LINK.finditer(text):
+        path, anchor = match['path'], match['anchor']
+        if re.match(r'^[a-z]+:', path):
+            continue
+        line = text.count('\n', 0, match.start()) + 1
+        target = osp.normpath(osp.join(osp.dirname(name),
+                                       path)) if path else name
+        full = osp.join(root, target)
+        if path and not osp.exists(full):
+            problems.append(f'{name}:{line}: link to {target}, which does '
+                            'not exist')
+            continue
+        if anchor is None or (path and not path.endswith('.md')):
+            continue
+        if path:
+            with open(full) as f:
+                linked = f.read()
+        else:
+            linked = text
+        if anchor not in heading_anchors(linked):
+            problems.append(f'{name}:{line}: link to {target}#'
+                            f'{anchor}, which has no such heading')
+    return problems
+
+
 def check_documents(documents, root=REPO):
     """Check the commands and config paths of several markdown texts.
 
@@ -234,6 +280,7 @@ def check_documents(documents, root=REPO):
         for match in CONFIG_PATH.finditer(text):
             line = text.count('\n', 0, match.start()) + 1
             configs.setdefault(match.group(0), f'{name}:{line}')
+        problems.extend(check_links(name, text, root))
         for match in SOURCE_PATH.finditer(text):
             line = text.count('\n', 0, match.start()) + 1
             problem = check_source_path(root, *match.groups())
@@ -457,7 +504,8 @@ def test_code_blocks_skip_other_languages_and_marked_blocks():
 
 BROKEN = """
 Train with `configs/no_such_config.py` (tested in
-`tests/test_docs/test_readme_commands.py::test_no_such_test`):
+`tests/test_docs/test_readme_commands.py::test_no_such_test`; see
+[the guide](docs/no_such_guide.md) and [below](#no-such-heading)):
 
 ```bash
 python tools/no_such_tool.py configs/ssda_yolov5n_fog_shapes.py
@@ -469,8 +517,12 @@ make no-such-target
 """
 
 FIXED = """
+## Train, fixed
+
 Train with `configs/ssda_yolov5n_fog_shapes.py` (tested in
-`tests/test_docs/test_readme_commands.py::test_readme_and_docs_commands`):
+`tests/test_docs/test_readme_commands.py::test_readme_and_docs_commands`;
+see [the licence](LICENSE), [the design](docs/design.md#model) and
+[this section](#train-fixed)):
 
 ```bash
 python tools/train.py configs/ssda_yolov5n_fog_shapes.py --work-dir w
@@ -484,8 +536,8 @@ make demo
 def test_checker_finds_each_broken_command_and_config():
     """A missing script, an unknown flag, a value the parser refuses, a
     shell-script flag that does not exist, a missing make target, a
-    missing config and a missing test are each reported; the corrected
-    text after them gives no problem."""
+    missing config, a missing test, a dead link and a dead anchor are each
+    reported; the corrected text after them gives no problem."""
     problems = check_commands(BROKEN + FIXED, source='broken.md')
     expected = [
         'config configs/no_such_config.py does not exist',
@@ -495,6 +547,8 @@ def test_checker_finds_each_broken_command_and_config():
         'tools/install.sh has no flag --no-such-option',
         "the Makefile has no target 'no-such-target'",
         'test_readme_commands.py has no test test_no_such_test',
+        'link to docs/no_such_guide.md, which does not exist',
+        'link to broken.md#no-such-heading, which has no such heading',
     ]
     assert len(problems) == len(expected), '\n'.join(problems)
     for text in expected:
