@@ -27,9 +27,10 @@ carries a hash prefix (``<name>-<8 to 64 hex digits>.<ext>``, torch hub's and
 OpenMMLab's convention) is checked against the SHA-256 of its content,
 whether it was just downloaded or already there.
 
-Importing this module installs the loaders (every mmssda package imports
-:mod:`mmssda.utils`); :func:`~mmssda.utils.register_all_modules` installs
-them again, in case another package re-registered a scheme since.
+Importing this module installs the loaders (:mod:`mmssda.utils`,
+:mod:`mmssda.datasets`, :mod:`mmssda.engine` and :mod:`mmssda.apis` import
+it); :func:`~mmssda.utils.register_all_modules` installs them again, in
+case another package re-registered a scheme since.
 """
 import hashlib
 import io
@@ -49,7 +50,7 @@ from mmengine.logging import HistoryBuffer
 
 #: Names that carry a hash prefix: ``<anything>-<8 to 64 hex>.<ext>``.
 HASH_PREFIX_REGEX = re.compile(r'-([0-9a-f]{8,64})\.[A-Za-z0-9]+$')
-# (realpath, size, mtime_ns) of files whose hash prefix matched here
+# (realpath, size, mtime_ns, prefix) of files whose hash matched here
 _VERIFIED = set()
 
 
