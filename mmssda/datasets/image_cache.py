@@ -309,7 +309,9 @@ class ImageCache:
                     os.remove(tmp)
                 raise
         for other in os.listdir(folder):
-            if not other.startswith(name) and not other.endswith('.tmp'):
+            # only stale entries: the cache's own names, not this entry's
+            if _FILE_NAME.match(other) and not other.startswith(name) \
+                    and not other.endswith('.tmp'):
                 try:
                     os.remove(osp.join(folder, other))
                 except FileNotFoundError:

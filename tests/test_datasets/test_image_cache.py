@@ -329,6 +329,22 @@ def test_links_inside_the_cache_are_not_followed(tmp_path):
     assert os.listdir(target) == []
 
 
+def test_replacing_a_stale_entry_keeps_foreign_files(tmp_path):
+    path = str(tmp_path / 'a.png')
+    cv2.imwrite(path, np.full((16, 16, 3), 10, np.uint8))
+    cache = ImageCache('disk', (8, 8), cache_dir=str(tmp_path / 'c'))
+    cache.load_real(path, cv2.imread)
+    folder, _ = cache._entry_name(path, '')
+    with open(osp.join(folder, 'notes.txt'), 'w') as f:
+        f.write('keep me')
+    stat_ = os.stat(path)
+    os.utime(path, ns=(stat_.st_atime_ns, stat_.st_mtime_ns + 10**9))
+    _, new = cache._entry_name(path, '')
+    cache.load_real(path, cv2.imread)  # a miss: the stale entry goes
+    assert sorted(os.listdir(folder)) == sorted(
+        [new + '.json', new + '.npy', 'notes.txt'])
+
+
 def test_disk_folder_must_be_private_and_real(tmp_path):
     made = ImageCache('disk', (8, 8), cache_dir=str(tmp_path / 'new' / 'c'))
     assert stat.S_IMODE(os.lstat(made.cache_dir).st_mode) == 0o700
