@@ -8,6 +8,7 @@ from mmdet.visualization.palette import get_palette
 from mmyolo.datasets import YOLOv5CocoDataset
 
 from tests.conftest import CONFIG_DIR
+from tests.test_models.utils import TINY_YOLOV5
 from tests.training_helpers import REPO, TINY_SSDA, make_fog_shapes
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
@@ -149,3 +150,22 @@ def test_refuses_to_draw_nothing(capsys):
     with pytest.raises(SystemExit):
         browse_dataset.parse_args([TINY_SSDA, '--not-show'])
     assert '--output-dir' in capsys.readouterr().err
+
+
+def test_plain_config_draws_each_image(coco_shapes, tmp_path):
+    """A plain (not paired) mmyolo training config: one file per image of
+    the batch, named after the phase, with its boxes."""
+    out = str(tmp_path / 'plain')
+    records = browse_dataset.main([
+        TINY_YOLOV5, '--output-dir', out, '--not-show', '-n', '2',
+        '--cfg-options', f'train_dataloader.dataset.data_root={coco_shapes}/'
+    ])
+    assert [r['kind'] for r in records] == ['train', 'train']
+    for record in records:
+        stream = record['streams']['train']
+        assert stream['file'] == osp.join(
+            out, f'{record["index"]:04d}_train.jpg')
+        assert osp.isfile(stream['file'])
+        assert 'pair_file' not in record
+        assert len(stream['bboxes']) > 0
+        assert_boxes_drawn(stream, COCO_PALETTE)

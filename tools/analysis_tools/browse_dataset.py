@@ -28,6 +28,7 @@ import argparse
 import copy
 import os
 import os.path as osp
+import warnings
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
@@ -301,7 +302,12 @@ def browse(cfg: Config,
         record = dict(index=index, kind=kind, streams={})
         drawings = []
         for stream, (img, sample) in streams.items():
-            drawn, bboxes, labels = draw_sample(visualizer, img, sample)
+            with warnings.catch_warnings():
+                # boxes that touch the border after mosaic and affine, and
+                # their labels, are drawn clipped: nothing to warn about
+                warnings.filterwarnings(
+                    'ignore', message='Warning: The (bbox|polygon) is out')
+                drawn, bboxes, labels = draw_sample(visualizer, img, sample)
             out = osp.join(output_dir, f'{index:04d}_{stream}.jpg') \
                 if output_dir else None
             if out:
