@@ -324,3 +324,29 @@ def test_distributed_failure_still_reaches_the_barrier(tmp_path, hub,
         CheckpointLoader.load_checkpoint(url, logger='silent')
     assert barriers == [rank]
     assert os.listdir(hub['folder']) == []
+
+
+def test_test_tool_refuses(tmp_path, monkeypatch):
+    """tools/test.py given a crafted checkpoint: refused before the first
+    test batch."""
+    import runpy
+
+    from tests.conftest import make_coco_shapes
+    from tests.training_helpers import omit_config_text
+    root = str(tmp_path / 'data')
+    make_coco_shapes(root, num_images=2, size=64)
+    marker = tmp_path / 'ran'
+    crafted = write_crafted(tmp_path / 'crafted.pth', marker)
+    omit_config_text(monkeypatch)
+    monkeypatch.syspath_prepend(osp.join(REPO, 'tools'))
+    test_tool = runpy.run_path(
+        osp.join(REPO, 'tools', 'test.py'), run_name='mmssda_test_tool')
+    ann = osp.join(root, 'annotations', 'train.json')
+    with pytest.raises(UnsafeCheckpointError) as err:
+        test_tool['main']([
+            osp.join(CONFIG_DIR, 'tiny_yolov5.py'), crafted, '--work-dir',
+            str(tmp_path / 'work'), '--cfg-options',
+            f'test_dataloader.dataset.data_root={root}/',
+            f'test_evaluator.ann_file={ann}'
+        ])
+    _assert_refused(err, marker, crafted)
