@@ -20,6 +20,13 @@ _JPEG_END = b'\xff\xd9'
 # Coordinates this far (pixels) outside the image are rounding noise of the
 # normalised format: clipped silently. Farther ones are clipped and reported.
 _CLIP_TOLERANCE_PX = 1.0
+# A normalised value above 1 + this (1% of the image) can only be a pixel
+# coordinate; up to it, rounding or a sloppy border (clipped).
+_NORMALISED_TOLERANCE = 0.01
+# A box that, read as ``cx cy w h``, would stick out of the image by more
+# than this fraction of its own width (height), in a file whose every line
+# reads as corners ``x1 y1 x2 y2``, is taken for the corner format.
+_CORNER_OVERHANG = 0.25
 _MAX_LISTED = 5
 INVALID_POLICIES = ('raise', 'skip')
 
@@ -157,7 +164,13 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
       file (permissions, binary content, a folder);
     - malformed line (not 5 numbers, non-integer class, negative size),
       named with its line number;
-    - class id outside ``metainfo['classes']``.
+    - class id outside ``metainfo['classes']``;
+    - a label file in another convention, named with the first line that
+      shows it: a value above 1 (pixel coordinates, not normalised), or,
+      in a file whose every line reads as corners ``x1 y1 x2 y2``
+      (``x1 < x2``, ``y1 < y2``), a box that as ``cx cy w h`` would stick
+      out of the image by more than a quarter of its size (corner format).
+      Such a box is not clipped into one that covers most of the image.
 
     Fixed and reported (never invalid):
 
@@ -303,6 +316,7 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
         if not rows:
             stats['empty'].append(label_path)
             return []
+        self._check_convention(label_path, rows, width, height)
         instances = []
         for lineno, label, box in rows:
             bbox, clipped = self._to_pixel_box(box, width, height)
@@ -353,6 +367,43 @@ class YOLOTxtDataset(BatchShapePolicyDataset):
                                  'box width or height.')
             rows.append((lineno, int(cls_id), box))
         return rows
+
+    @staticmethod
+    def _check_convention(label_path: str, rows: List[Tuple[int, int, list]],
+                          width: int, height: int) -> None:
+        """Raise ValueError naming the file and line if its values can only
+        be pixel coordinates or corners (see the class docstring)."""
+        fmt = 'cls cx cy w h'
+        big = [(n, box) for n, _, box in rows
+               if max(box) > 1 + _NORMALISED_TOLERANCE]
+        if big:
+            lineno, box = big[0]
+            raise ValueError(
+                f'Label file {label_path}, line {lineno} '
+                f'({" ".join(f"{v:g}" for v in box)}): a value above 1 '
+                f'({len(big)} of {len(rows)} lines): these look like pixel '
+                f'coordinates. YOLO labels are `{fmt}` normalised by the '
+                f'image size ({width}x{height}): divide x and w by the '
+                'width, y and h by the height.')
+        if not all(box[0] < box[2] and box[1] < box[3] for _, _, box in rows):
+            return
+        for lineno, _, box in rows:
+            cx, cy, w, h = box
+            overhang = max(w / 2 - cx, cx + w / 2 - 1) / w, \
+                max(h / 2 - cy, cy + h / 2 - 1) / h
+            overhang_px = max(overhang[0] * w * width,
+                              overhang[1] * h * height)
+            if max(overhang) > _CORNER_OVERHANG and \
+                    overhang_px > _CLIP_TOLERANCE_PX:
+                raise ValueError(
+                    f'Label file {label_path}, line {lineno} '
+                    f'({" ".join(f"{v:g}" for v in box)}): read as `{fmt}` '
+                    f'this box would stick out of the image by '
+                    f'{max(overhang):.0%} of its size, and every line of the '
+                    'file reads as corners `cls x1 y1 x2 y2` (x1 < x2, '
+                    'y1 < y2): this looks like the corner format. Convert '
+                    f'to `{fmt}` (cx = (x1 + x2) / 2, w = x2 - x1, same for '
+                    'y).')
 
     @staticmethod
     def _to_pixel_box(box: list, width: int,

@@ -81,7 +81,7 @@ def test_bad_label_names_file(tmp_path, line, match):
 
 def test_box_outside_image_is_clipped_or_dropped(tmp_path):
     # x from 60 to 100 on an 80 px wide image: clipped to 80
-    _write(tmp_path, '0000', '0 1.0 0.5 0.5 0.5\n0 1.5 0.5 0.2 0.2\n'
+    _write(tmp_path, '0000', '0 1.0 0.5 0.5 0.5\n0 0.5 0.5 0.0 0.2\n'
            '0 0.5 0.5 0.5 0.0\n')
     with pytest.warns(UserWarning) as record:
         ds = _build(tmp_path)
@@ -157,3 +157,41 @@ def test_folder_links_count_each_image_once(tmp_path):
         ds = _build(tmp_path)
     assert [osp.basename(ds.get_data_info(i)['img_path'])
             for i in range(len(ds))] == ['0000.jpg', '0001.jpg']
+
+
+@pytest.mark.parametrize('labels, match', [
+    # pixel cx cy w h of an 80x40 image: would clip to the whole image
+    ('0 40 20 80 40\n', r'0000\.txt, line 1 \(40 20 80 40\).*above 1 '
+     r'\(1 of 1 lines\).*pixel coordinates'),
+    ('0 0.5 0.5 0.2 0.2\n1 12 8 6 4\n', r'0000\.txt, line 2 .*pixel'),
+    # corners x1 y1 x2 y2: line 2 as cx cy w h reaches 30% of its width
+    # outside
+    ('0 0.3 0.4 0.6 0.8\n1 0.1 0.2 0.5 0.9\n',
+     r'0000\.txt, line 2 \(0.1 0.2 0.5 0.9\).*stick out of the image by '
+     r'30% .*corner format'),
+])
+def test_label_in_another_convention_is_named(tmp_path, labels, match):
+    _write(tmp_path, '0000', labels)
+    with pytest.raises(ValueError, match=match):
+        _build(tmp_path)
+    _write(tmp_path, '0001')
+    with pytest.warns(UserWarning, match=r'(?s)skipped 1 of 2.*0000\.txt'):
+        ds = _build(tmp_path, invalid_policy='skip')
+    assert [osp.basename(ds.get_data_info(i)['img_path'])
+            for i in range(len(ds))] == ['0001.jpg']
+
+
+def test_centre_format_at_the_border_is_not_corner_format(tmp_path):
+    """Boxes touching the border, and one past it whose lines do not all
+    read as corners, stay boxes (the latter clipped)."""
+    _write(tmp_path, '0000', '0 0.1 0.5 0.2 0.4\n0 0.95 0.5 0.1 0.2\n'
+           '1 0.5 0.5 1.0 1.0\n')
+    ds = _build(tmp_path)
+    np.testing.assert_allclose(
+        [i['bbox'] for i in ds.get_data_info(0)['instances']],
+        [[0, 12, 16, 28], [72, 16, 80, 24], [0, 0, 80, 40]])
+    _write(tmp_path, '0000', '0 0.05 0.5 0.2 0.4\n0 0.6 0.5 0.2 0.4\n')
+    with pytest.warns(UserWarning, match=r'clipped.*0000\.txt:1'):
+        ds = _build(tmp_path)
+    np.testing.assert_allclose(ds.get_data_info(0)['instances'][0]['bbox'],
+                               [0, 12, 12, 28])
