@@ -59,9 +59,9 @@ def tiny(config, work_dir, **overrides):
     cfg = Config.fromfile(config)
     cfg.merge_from_dict({**TINY, **overrides})
     cfg.work_dir = str(work_dir)
-    # MMEngine reuses the logger and visualizer of a runner built earlier
-    # in the same second under the same (timestamped) name
-    cfg.experiment_name = f'{osp.basename(str(work_dir))}_{uuid.uuid4().hex}'
+    # MMEngine hands a new runner the visualizer (and its log folder) of an
+    # earlier runner of the same name
+    cfg.visualizer.name = f'visualizer_{uuid.uuid4().hex}'
     return cfg
 
 
