@@ -8,7 +8,8 @@ side. A pair must show the same boxes on both images, at the same place:
 that is what a paired pipeline (``PairedMosaic``, ``PairedTransform``)
 guarantees and what the fake-based losses assume. Target pairs are drawn
 with their labels when the data set has any (SSDA does not train on them).
-A plain (source-only, oracle) config is drawn image by image.
+A plain mmyolo config (a training set without ``PairedDataset``) is drawn
+image by image.
 
 ``--phase val`` / ``test`` draws the evaluation images after the test
 pipeline, with the ground truth moved through the resize and letterbox.
