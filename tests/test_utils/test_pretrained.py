@@ -11,6 +11,7 @@ import os.path as osp
 import shutil
 import urllib.error
 
+import mmdet
 import mmyolo
 import pytest
 import torch
@@ -23,6 +24,7 @@ from mmengine.runner import load_checkpoint
 from mmssda.registry import MODELS
 from mmssda.utils import (MMYOLO_COCO_CHECKPOINTS, PretrainedWeightsError,
                           prepare_pretrained)
+from mmssda.utils.checkpoint import hash_prefix
 from tests.conftest import CONFIG_DIR
 from tests.test_models.utils import REPO
 
@@ -40,14 +42,43 @@ def published_weights():
     return urls
 
 
+def every_published_url():
+    """Every Weights URL of mmyolo's and mmdet's metafiles."""
+    urls = set()
+    for package in (mmyolo, mmdet):
+        pattern = osp.join(
+            osp.dirname(package.__file__), '.mim', 'configs', '*',
+            'metafile.yml')
+        for path in glob.glob(pattern):
+            with open(path) as f:
+                meta = yaml.safe_load(f)
+                models = meta.get('Models', []) if isinstance(meta, dict) \
+                    else []
+                for model in models:
+                    weights = model.get('Weights') or []
+                    urls.update([weights] if isinstance(weights, str) else
+                                weights)
+    return urls
+
+
 def test_urls_are_mmyolos_published_ones():
     published = published_weights()
     for name, url in MMYOLO_COCO_CHECKPOINTS.items():
-        family, size = name.split('_')
+        family, size = name.split('_', 1)
+        if family not in ('yolov5', 'yolov8'):
+            continue
         key = (f'{family}_{size}-v61_syncbn_fast_8xb16-300e_coco'
                if family == 'yolov5' else
                f'{family}_{size}_syncbn_fast_8xb16-500e_coco')
         assert published[key] == url, name
+
+
+def test_every_url_is_published_with_a_hash_in_its_name():
+    published = every_published_url()
+    for name, url in MMYOLO_COCO_CHECKPOINTS.items():
+        assert url in published, name
+        # what prepare_pretrained and the loader check the file against
+        assert hash_prefix(url) is not None, name
 
 
 @pytest.mark.parametrize('config,load_from', [
