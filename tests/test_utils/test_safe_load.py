@@ -1,9 +1,12 @@
 """A checkpoint whose unpickling would run code is refused on every load
-path (local file, ``https://``, ``open-mmlab://``, ``mmcls://``, a file in
-torch hub's cache, the runner's ``load_from`` and ``resume``,
-extract_detector.py): the payload never runs and the error names the file.
-A checkpoint MMEngine writes still loads through each of them. Downloads
-are faked by copying local files (no network)."""
+path (local file, ``https://``, ``open-mmlab://``, a file in torch hub's
+cache, the runner's ``load_from`` and ``resume``, tools/train.py,
+tools/test.py, extract_detector.py): the payload never runs and the error
+names the file. Model zoo names (``open-mmlab://``, ``mmcls://``) are
+checked against the hash in their file name first. A checkpoint MMEngine
+writes still loads from a local file, ``http(s)://``, ``open-mmlab://``
+and through ``resume``. Downloads are faked by copying local files (no
+network)."""
 import hashlib
 import json
 import os
