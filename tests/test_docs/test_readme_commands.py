@@ -156,7 +156,7 @@ def classify(words):
                          if not w.startswith('-') and '=' not in w])
     if '/' in head and not head.startswith(('/', '$', '~')) and (
             head.endswith(('.py', '.sh')) or head.startswith(
-                ('./', 'tools/', '.ci/'))):
+                ('./', '.ci/'))):
         kind = 'python' if head.endswith('.py') else 'shell'
         return (kind, head, rest)
     return ('skip', )
@@ -473,6 +473,7 @@ def test_shell_commands_are_split_as_a_shell_would():
         'GPUS=2 tools/slurm_train.sh p j configs/a.py w [--resume]',
         'data/own/',
         'source/images/train/x.jpg  a folder tree, not a command',
+        'tools/train.py: error: output of a command, not a command',
     ]
     commands = shell_commands(block)
     assert [index for index, _ in commands] == [0, 3, 7, 7, 8]
