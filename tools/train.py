@@ -12,6 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from mmssda.apis import CheckpointFileError, resolve_checkpoints
 from mmssda.registry import RUNNERS
 from mmssda.utils import (PretrainedWeightsError, prepare_pretrained,
                           register_all_modules)
@@ -81,6 +82,12 @@ def parse_args(argv=None):
         help='If specify checkpoint path, resume from it, while if not '
         'specify, try to auto resume from the latest checkpoint '
         'in the work directory.')
+    parser.add_argument(
+        '--reuse-work-dir',
+        action='store_true',
+        help='start a new run (not --resume) in a work dir that holds '
+        "another run's checkpoints: checkpoints of the same names are "
+        'overwritten, others kept. Without it such a run stops.')
     add_common_args(parser)
     return parse_common(parser, argv)
 
@@ -200,8 +207,11 @@ def main(argv=None):
     register_all_modules(init_default_scope=False)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_pretrained(cfg)
+    notes = check_checkpoints(cfg, args)
     setup_cpu_distributed(cfg)
     runner = build_runner(cfg)
+    for note in notes:
+        runner.logger.warning(note)
     runner.train()
 
 
@@ -214,6 +224,23 @@ def check_pretrained(cfg: Config) -> None:
         prepare_pretrained(cfg.get('load_from', None))
     except PretrainedWeightsError as e:
         raise SystemExit(f'tools/train.py: error: {e}') from e
+
+
+def check_checkpoints(cfg: Config, args: argparse.Namespace) -> list:
+    """Check the checkpoint to load or resume and the work dir before
+    training (:func:`mmssda.apis.resolve_checkpoints`); auto-resume gets the
+    checkpoint it found, or the newest good one, as ``cfg.load_from``.
+    Returns the warnings for the run's log."""
+    notes = []
+    try:
+        resolve_checkpoints(
+            cfg,
+            reuse_work_dir=args.reuse_work_dir,
+            reuse_option='--reuse-work-dir',
+            notes=notes)
+    except CheckpointFileError as e:
+        raise SystemExit(f'tools/train.py: error: {e}') from e
+    return notes
 
 
 if __name__ == '__main__':

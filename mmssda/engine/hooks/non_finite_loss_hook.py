@@ -114,7 +114,8 @@ class NonFiniteLossHook(Hook):
         path = osp.join(runner.work_dir, 'last_checkpoint')
         if osp.isfile(path):
             with open(path) as f:
-                return f.read().strip()
+                # AtomicCheckpointHook records it relative to the work dir
+                return osp.join(runner.work_dir, f.read().strip())
         return '(none written yet)'
 
     def after_train_iter(self,
