@@ -184,7 +184,8 @@ def run_video(inferencer,
                 continue
             inferencer.visualizer.add_datasample(
                 name, frame[..., ::-1], sample, draw_gt=False,
-                pred_score_thr=pred_score_thr, show=show)
+                pred_score_thr=pred_score_thr, show=show,
+                wait_time=1. / fps)  # a window plays at the video's rate
             drawn = inferencer.visualizer.get_image()[..., ::-1]
             if save_vis:
                 if writer is None:
