@@ -16,6 +16,7 @@ from mmssda.apis import CheckpointFileError, resolve_checkpoints
 from mmssda.registry import RUNNERS
 from mmssda.utils import (PretrainedWeightsError, prepare_pretrained,
                           register_all_modules)
+from mmssda.utils.config_overrides import CfgOptionsError, merge_cfg_options
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +57,10 @@ def apply_common_args(cfg: Config, args: argparse.Namespace) -> Config:
     """
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+        try:  # each override takes effect everywhere, or stops here
+            merge_cfg_options(cfg, args.cfg_options)
+        except CfgOptionsError as e:
+            raise SystemExit(f'error: {e}') from e
     cfg.setdefault('default_scope', 'mmssda')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -44,8 +44,12 @@ variables and ends with one call (functions are not config keys)::
 ``vars()`` is the file's namespace: the call updates the base (``_base_``,
 which MMEngine merges the file into) and the file's own dicts in place.
 :func:`recipe_mismatches` tells which values of a finished config do not
-follow its ``img_scale``/``num_classes`` (e.g. after ``--cfg-options
-img_scale=...``, which cannot re-derive them).
+follow its ``img_scale``/``num_classes`` (e.g. a config changed in code
+after parsing). ``--cfg-options img_scale=...`` (or ``num_classes``,
+``loss_cls_weight``, ``loss_obj_weight``) on tools/train.py and
+tools/test.py calls :func:`scale_recipe` again on the merged config of a
+recipe that calls it (:func:`mmssda.utils.config_overrides.
+merge_cfg_options`), so the override reaches every value listed above.
 """
 import copy
 import math
