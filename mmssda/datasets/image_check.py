@@ -17,12 +17,14 @@ Only the libpng warnings about ancillary metadata chunks
 incorrect sRGB profile``) are let through: they leave every pixel as
 written (OpenCV applies no colour profile or gamma).
 """
+import multiprocessing
 import os
 import re
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import mmcv
@@ -41,6 +43,52 @@ DEFAULT_LOADER = dict(color_type='color', imdecode_backend='cv2',
                       backend_args=None)
 _EXIF_ORIENTATION_TAG = 0x0112
 _MAX_LISTED = 20
+#: Sets with fewer images are checked in this process (no pool start-up).
+MIN_IMAGES_PER_POOL = 64
+#: Most processes a check starts by default.
+MAX_CHECK_WORKERS = 8
+
+
+def check_workers(num_images: int, workers: Optional[int] = None) -> int:
+    """Processes to check ``num_images`` images with.
+
+    Args:
+        num_images (int): Images to check.
+        workers (int, optional): Asked for; None: up to
+            :data:`MAX_CHECK_WORKERS` (the CPU count) for
+            :data:`MIN_IMAGES_PER_POOL` images or more, else 1.
+
+    Returns:
+        int: At least 1.
+    """
+    if workers is None:
+        workers = 1 if num_images < MIN_IMAGES_PER_POOL else min(
+            MAX_CHECK_WORKERS, os.cpu_count() or 1)
+    return max(1, min(int(workers), num_images))
+
+
+def parallel_map(fn: Callable, items: Sequence[tuple],
+                 workers: int) -> list:
+    """``[fn(*item) for item in items]``, in ``workers`` forked processes
+    (each captures its own file descriptor 2) when ``workers > 1``.
+
+    Args:
+        fn (Callable): A module-level function.
+        items (Sequence[tuple]): Its argument tuples.
+        workers (int): Processes; 1 (or no ``fork`` on this platform): this
+            process.
+
+    Returns:
+        list: The results, in the order of ``items``.
+    """
+    if workers <= 1 or len(items) < 2 or \
+            'fork' not in multiprocessing.get_all_start_methods():
+        return [fn(*item) for item in items]
+    with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context('fork')) as pool:
+        return list(
+            pool.map(fn, *zip(*items),
+                     chunksize=max(1, len(items) // (workers * 4))))
 
 
 # (pid, file): one capture file per process (a forked child gets its own,
@@ -231,7 +279,18 @@ def _dataset_loader_settings(dataset) -> dict:
     return DEFAULT_LOADER
 
 
-def check_dataset_images(dataset, what: str) -> int:
+def _decode_problem(path: str, settings: dict) -> Optional[str]:
+    """The message of :func:`decode_image_file` on ``path``, or None."""
+    try:
+        decode_image_file(path, **settings)
+    except (OSError, ValueError) as e:
+        return str(e)
+    return None
+
+
+def check_dataset_images(dataset,
+                         what: str,
+                         workers: Optional[int] = None) -> int:
     """Decode every image of a built dataset once; raise if any is damaged.
 
     Used on the validation and test sets before training starts (their
@@ -244,6 +303,8 @@ def check_dataset_images(dataset, what: str) -> int:
             or wrapper with ``get_data_info``).
         what (str): The dataset's name for the message, e.g.
             ``'val_dataloader.dataset'``.
+        workers (int, optional): Decoding processes, see
+            :func:`check_workers`. Defaults to None.
 
     Returns:
         int: The number of image files decoded.
@@ -253,18 +314,17 @@ def check_dataset_images(dataset, what: str) -> int:
             decoder's message.
     """
     settings = _dataset_loader_settings(dataset)
-    seen, problems = set(), []
+    seen = {}
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
         for key in ('img_path', 'fake_img_path'):
             path = info.get(key)
-            if path is None or path in seen:
-                continue
-            seen.add(path)
-            try:
-                decode_image_file(path, **settings)
-            except (OSError, ValueError) as e:
-                problems.append(str(e))
+            if path is not None:
+                seen.setdefault(path, None)
+    found = parallel_map(_decode_problem,
+                         [(path, settings) for path in seen],
+                         check_workers(len(seen), workers))
+    problems = [p for p in found if p is not None]
     if problems:
         more = '' if len(problems) <= _MAX_LISTED else \
             f'\n  ... and {len(problems) - _MAX_LISTED} more'

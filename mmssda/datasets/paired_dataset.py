@@ -8,8 +8,9 @@ from mmengine.dataset import (BaseDataset, ClassBalancedDataset, Compose,
                               ConcatDataset, RepeatDataset)
 
 from mmssda.registry import DATASETS, TRANSFORMS
-from .image_check import (decode_image_file, image_loader_settings,
-                          pair_orientation_problem)
+from .image_check import (check_workers, decode_image_file,
+                          image_loader_settings, pair_orientation_problem,
+                          parallel_map)
 from .yolo_txt_dataset import (INVALID_POLICIES, YOLOTxtDataset,
                                check_image_file, handle_invalid)
 
@@ -41,6 +42,37 @@ def _describe_cfg(cfg) -> str:
     if isinstance(children, (list, tuple)):
         desc += ' of [' + ', '.join(_describe_cfg(c) for c in children) + ']'
     return desc
+
+
+def _decoded_size(path: str, loader: dict) -> Tuple[int, int]:
+    """``(width, height)`` of the fully decoded image; a file that fails
+    gets the header check's message where it has one (unreadable,
+    truncated), else the decoder's."""
+    try:
+        img = decode_image_file(path, **loader)
+    except ValueError:
+        check_image_file(path)
+        raise
+    return img.shape[1], img.shape[0]
+
+
+def _pair_problems(real: str, fake: Optional[str], mode: str,
+                   loader: dict) -> List[str]:
+    """The problems of one pair's images (``check_images`` ``mode``) and
+    orientation; empty if none."""
+    problems, sizes = [], []
+    for path in (real, ) if fake is None else (real, fake):
+        try:
+            sizes.append(
+                _decoded_size(path, loader) if mode ==
+                'decode' else check_image_file(path))
+        except (OSError, ValueError) as e:
+            problems.append(str(e))
+    if len(sizes) == 2:
+        problem = pair_orientation_problem(real, fake, *sizes)
+        if problem is not None:
+            problems.append(problem)
+    return problems
 
 
 def _leaf_datasets(dataset) -> Iterator:
@@ -155,6 +187,9 @@ class PairedDataset:
             make ``results['fake_img']`` (same shape) from the just-loaded
             real ``results['img']``, used when ``fake_root`` is None (exactly
             one of the two must be given). Defaults to None.
+        check_workers (int, optional): Processes that decode the images
+            (``check_images='decode'``); None: up to 8 (the CPU count) for
+            64 images or more, else this process. Defaults to None.
 
     Example:
         >>> source = dict(
@@ -194,8 +229,8 @@ class PairedDataset:
                  lazy_init: bool = False,
                  max_refetch: int = 1000,
                  invalid_policy: str = 'raise',
-                 fake_pipeline: Optional[Sequence[Union[dict, Any]]] = None
-                 ) -> None:
+                 fake_pipeline: Optional[Sequence[Union[dict, Any]]] = None,
+                 check_workers: Optional[int] = None) -> None:
         if invalid_policy not in INVALID_POLICIES:
             raise ValueError(f'PairedDataset: `invalid_policy` must be one '
                              f'of {INVALID_POLICIES}, got '
@@ -230,6 +265,7 @@ class PairedDataset:
                 f'PairedDataset ({domain}): `check_images` must be one of '
                 f'{CHECK_IMAGES} or True, got {check_images!r}.')
         self.check_images = check_images
+        self.check_workers = check_workers
         self.max_refetch = max_refetch
         self._dataset_cfg = copy.deepcopy(dataset)
         self.dataset = self._build_inner(dataset, test_mode, invalid_policy)
@@ -379,36 +415,20 @@ class PairedDataset:
                            fakes: List[Optional[str]],
                            problems: Dict[int, list]) -> None:
         """Check every real and fake image (``check_images``) and each
-        pair's orientation; add the problems by position."""
+        pair's orientation, in ``check_workers`` processes; add the
+        problems by position."""
         loader = image_loader_settings(self.pipeline)
-        for i, (real, fake) in enumerate(zip(real_paths, fakes)):
-            if i in problems:
-                continue
-            sizes = []
-            for path in (real, ) if fake is None else (real, fake):
-                try:
-                    if self.check_images == 'decode':
-                        sizes.append(self._decoded_size(path, loader))
-                    else:
-                        sizes.append(check_image_file(path))
-                except (OSError, ValueError) as e:
-                    problems.setdefault(i, []).append(str(e))
-            if len(sizes) == 2:
-                problem = pair_orientation_problem(real, fake, *sizes)
-                if problem is not None:
-                    problems[i] = [problem]
-
-    @staticmethod
-    def _decoded_size(path: str, loader: dict) -> Tuple[int, int]:
-        """``(width, height)`` of the fully decoded image; a file that
-        fails gets the header check's message where it has one (unreadable,
-        truncated), else the decoder's."""
-        try:
-            img = decode_image_file(path, **loader)
-        except ValueError:
-            check_image_file(path)
-            raise
-        return img.shape[1], img.shape[0]
+        todo = [i for i in range(len(real_paths)) if i not in problems]
+        num_images = sum(1 if fakes[i] is None else 2 for i in todo)
+        workers = 1 if self.check_images == 'header' else check_workers(
+            num_images, self.check_workers)
+        found = parallel_map(
+            _pair_problems,
+            [(real_paths[i], fakes[i], self.check_images, loader)
+             for i in todo], workers)
+        for i, pair_problems in zip(todo, found):
+            if pair_problems:
+                problems[i] = pair_problems
 
     def _raise_empty(self, cause: Optional[Exception] = None) -> None:
         """Raise ValueError naming the inner config of an empty dataset."""

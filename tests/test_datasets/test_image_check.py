@@ -118,7 +118,10 @@ def test_check_dataset_images_lists_every_bad_file(tmp_path):
 
     with pytest.raises(ValueError) as err:
         check_dataset_images(Listing(), 'val_dataloader.dataset')
+    with pytest.raises(ValueError) as err_pool:
+        check_dataset_images(Listing(), 'val_dataloader.dataset', workers=2)
     msg = str(err.value)
+    assert str(err_pool.value) == msg
     assert msg.startswith('val_dataloader.dataset: 2 of 4 images')
     assert osp.basename(paths[1]) in msg and '3.jpg' in msg
     assert '0.jpg' not in msg and '2.jpg' not in msg

@@ -151,8 +151,9 @@ def test_paired_decode_check_names_damage_inside_files(tmp_path, pair_data,
                                                        paired_helpers,
                                                        mmssda_scope):
     """A real JPEG and a fake PNG damaged mid-file (header and end marker
-    intact) are named when the set is built; 'skip' drops their pairs; the
-    header-only check does not see them."""
+    intact) are named when the set is built (in this process and in 2
+    decoding processes); 'skip' drops their pairs; the header-only check
+    does not see them."""
     from tests.fixtures.damaged_images import (damage_jpeg_middle,
                                                damage_png_crc, write_textured)
     data = pair_data(tmp_path / 'd', num=4)
@@ -163,7 +164,10 @@ def test_paired_decode_check_names_damage_inside_files(tmp_path, pair_data,
     damage_png_crc(osp.join(data['fake_root'], '0002.png'))
     with pytest.raises(ValueError) as err:
         _paired(data, paired_helpers)
+    with pytest.raises(ValueError) as err_pool:
+        _paired(data, paired_helpers, check_workers=2)
     msg = str(err.value)
+    assert str(err_pool.value) == msg
     assert '2 of 4 pairs' in msg and msg.count('Damaged image') == 2
     assert 'images/0001.jpg' in msg and 'Corrupt JPEG data' in msg
     assert 'fake/0002.png' in msg and 'CRC error' in msg
