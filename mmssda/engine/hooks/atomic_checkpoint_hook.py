@@ -27,6 +27,8 @@ class _DeferredRemovalBackend:
         self._queued: List[tuple] = []
 
     def __getattr__(self, name):
+        if name.startswith('__') or name == '_backend':
+            raise AttributeError(name)  # copy/pickle before __init__
         return getattr(self._backend, name)
 
     def queued(self) -> List[str]:
