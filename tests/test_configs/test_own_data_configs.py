@@ -16,6 +16,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
 from mmssda.registry import DATASETS
+from mmssda.utils import scale_recipe
 from tests.fixtures.own_data import make_coco_fixture, make_yolo_txt_fixture
 from tests.fixtures.sim10k import make_sim10k2city_fixture
 from tests.training_helpers import REPO, load_checkpoint, omit_config_text
@@ -152,6 +153,7 @@ def test_yolo_txt_edited_copy_trains(tmp_path, monkeypatch):
     # test_config_runs.py)
     cfg.merge_from_dict(
         dict(val_cfg=None, val_dataloader=None, val_evaluator=None))
+    scale_recipe(cfg, img_scale=(128, 128))  # what a user's img_scale does
     omit_config_text(monkeypatch)
     monkeypatch.chdir(tmp_path)
     runner = Runner.from_cfg(cfg)
