@@ -44,3 +44,16 @@ def test_bad_arguments_name_the_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         print_config.parse_args([SHIPPED, '--save-path', 'merged.txt'])
     assert 'merged.txt' in capsys.readouterr().err
+
+
+def test_a_recipe_variable_is_rederived_as_in_training():
+    """``img_scale`` on the command line moves the values computed from it
+    (the test pipeline's letterbox), as ``tools/train.py`` merges it; an
+    override that cannot take effect stops with an error."""
+    cfg = print_config.main(
+        [SHIPPED, '--cfg-options', 'img_scale=(128,128)'])
+    letterbox = [t for t in cfg.test_dataloader.dataset.pipeline
+                 if t.type == 'LetterResize']
+    assert [tuple(t.scale) for t in letterbox] == [(128, 128)]
+    with pytest.raises(SystemExit, match='error'):
+        print_config.main([SHIPPED, '--cfg-options', 'no_such_key=1'])

@@ -44,6 +44,7 @@ from mmengine.runner import Runner, set_random_seed
 
 from mmssda.registry import DATASETS
 from mmssda.utils import register_all_modules
+from mmssda.utils.config_overrides import CfgOptionsError, merge_cfg_options
 
 PHASES = ('train', 'val', 'test')
 SIDES = ('real', 'fake')
@@ -346,7 +347,10 @@ def main(argv=None):
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+        try:  # as tools/train.py: each override takes effect, or stops
+            merge_cfg_options(cfg, args.cfg_options)
+        except CfgOptionsError as e:
+            raise SystemExit(f'error: {e}') from e
     records = browse(
         cfg,
         phase=args.phase,

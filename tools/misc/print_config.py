@@ -17,6 +17,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 from mmssda.utils import register_all_modules
+from mmssda.utils.config_overrides import CfgOptionsError, merge_cfg_options
 
 SAVE_SUFFIXES = ('.py', '.json', '.yml', '.yaml')
 
@@ -45,12 +46,18 @@ def parse_args(argv=None):
 
 
 def merged_config(config: str, cfg_options: dict = None) -> Config:
-    """The config file with its bases and ``cfg_options`` merged."""
+    """The config file with its bases and ``cfg_options`` merged as
+    ``tools/train.py`` merges them (a recipe variable such as
+    ``img_scale`` re-derives the values computed from it; an override that
+    would not take effect stops with the keys to set)."""
     if not osp.isfile(config):
         raise FileNotFoundError(f'Config file {config} does not exist')
     cfg = Config.fromfile(config)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:  # as tools/train.py: each override takes effect, or stops
+            merge_cfg_options(cfg, cfg_options)
+        except CfgOptionsError as e:
+            raise SystemExit(f'error: {e}') from e
     return cfg
 
 
