@@ -118,9 +118,11 @@ class AtomicCheckpointHook(CheckpointHook):
     pending_key = 'pending_ckpt_removals'
 
     def before_train(self, runner) -> None:
-        """Choose the atomic backend for a local ``out_dir``, remove stale
-        temporary files and point the resumed best checkpoint(s) into this
-        run's directory; then ``CheckpointHook.before_train``."""
+        """Choose the atomic backend for a local ``out_dir``, run
+        ``CheckpointHook.before_train``, point the resumed best
+        checkpoint(s) into this run's directory, then delete the stale
+        temporary files and the removals a resumed checkpoint left
+        pending."""
         out_dir = runner.work_dir if self.out_dir is None else self.out_dir
         if self.backend_args is None and self.file_client_args is None \
                 and '://' not in str(out_dir):
@@ -128,12 +130,12 @@ class AtomicCheckpointHook(CheckpointHook):
         super().before_train(runner)
         self.file_backend = _DeferredRemovalBackend(self.file_backend,
                                                     self._checkpoints_in_use)
+        if self.save_best is not None:
+            self._rebase_best_checkpoints(runner)
         if is_main_process():
             if self._atomic:
                 self._remove_stale_temp_files(runner)
             self._remove_pending(runner)
-        if self.save_best is not None:
-            self._rebase_best_checkpoints(runner)
 
     @property
     def _atomic(self) -> bool:
