@@ -8,7 +8,9 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
+from mmssda.models.detectors.ssda_detector import SSDADetector
 from mmssda.utils import recipe_mismatches
+from mmssda.utils.config_checks import HEAD_TEST_CFG_KEYS, check_option_keys
 from mmssda.utils.config_overrides import (RECIPE_VARIABLES, RUNNER_KEYS,
                                            merge_cfg_options,
                                            read_config_syntax)
@@ -167,6 +169,22 @@ def test_no_scalar_variable_of_a_shipped_config_is_overridden_silently(
         merge_cfg_options(cfg, options, syntax)
     for key, value in options.items():
         assert f'--cfg-options {key}={value!r}' in str(e.value)
+
+
+@pytest.mark.parametrize(
+    'config', sorted(glob.glob(osp.join(REPO, 'configs', '*.py'))),
+    ids=osp.basename)
+def test_shipped_configs_pass_the_strict_option_checks(config):
+    """The strict option dicts refuse no key a shipped config sets."""
+    model = parsed(config).model
+    schema = dict(
+        SSDADetector.default_semi_train_cfg,
+        pseudo_label_cfg=HEAD_TEST_CFG_KEYS)
+    check_option_keys(model.get('semi_train_cfg'), schema,
+                      'model.semi_train_cfg')
+    check_option_keys(model.get('semi_test_cfg'),
+                      SSDADetector.default_semi_test_cfg,
+                      'model.semi_test_cfg')
 
 
 def test_dumped_config_is_the_one_that_ran(tmp_path):
