@@ -1,4 +1,5 @@
 from .detectors import *  # noqa: F401,F403
+from .head_adapters import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 

@@ -13,7 +13,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmssda.models.utils import head_kind, prior_scores
+from mmssda.models.head_adapters import build_head_adapter
 from mmssda.registry import MODELS
 from mmssda.utils.config_checks import HEAD_TEST_CFG_KEYS, check_option_keys
 
@@ -29,10 +29,16 @@ class SSDADetector(SemiBaseDetector):
 
     Implements the training objective of `SSDA-YOLO: Semi-supervised Domain
     Adaptive YOLO for Cross-Domain Object Detection
-    <https://arxiv.org/abs/2211.02213>`_ (Zhou et al., CVIU 2023) around any
-    single-stage detector whose head's ``predict_by_feat`` accepts a ``cfg``
-    (mmyolo's YOLOv5/YOLOv8 heads and mmdet's dense heads do). A student and
-    a teacher are built from ``detector``; per iteration
+    <https://arxiv.org/abs/2211.02213>`_ (Zhou et al., CVIU 2023) around
+    a detector that mmyolo or mmdet builds: mmyolo's YOLOv5, YOLOv6,
+    YOLOv7, YOLOv8, YOLOX, RTMDet and PPYOLOE, mmdet's RetinaNet, FCOS and
+    Faster R-CNN (an mmdet detector dict needs ``_scope_='mmdet'``). What
+    the wrapper needs from the head (its score layout, the pseudo-label
+    post-processing, the form of its labels) goes through a head adapter
+    (``mmssda/models/head_adapters``, docs/detectors.md), picked by the
+    head's class or named by ``head_adapter``; a part that does not apply
+    to the head is refused when the model is built. A student and a
+    teacher are built from ``detector``; per iteration
 
     - ``L_sr``, ``L_sf``: the student's detection loss on ``source_real`` and
       ``source_fake`` (the source image translated to the target style) with
@@ -71,9 +77,11 @@ class SSDADetector(SemiBaseDetector):
     - ``distill.teacher_score_p50``, ``_p90``, ``_p99`` (one key per entry
       of ``semi_train_cfg.score_quantiles``; ``p`` + percent, ``%g``
       formatted): quantiles over the batch of each target-fake image's
-      top teacher score, from the head's raw outputs before any threshold
-      (YOLOv5: max of sigmoid(obj) * sigmoid(cls); YOLOv8: max
-      sigmoid(cls)). Only for mmyolo YOLOv5/YOLOv8 heads.
+      top teacher score before any threshold, as the head adapter scores
+      it: from the raw outputs for dense heads (objectness heads: max of
+      sigmoid(obj) * sigmoid(cls); class-score heads: max sigmoid(cls);
+      FCOS: max sigmoid(cls) * sigmoid(centerness)), the top detection
+      score for two-stage detectors.
     - ``distill.score_thr_<class>``: the current per-class threshold, with
       ``adaptive_score_thr`` only.
     - ``distill.pseudo_precision`` (when there are pseudo-boxes) and
@@ -85,8 +93,9 @@ class SSDADetector(SemiBaseDetector):
     transfer; the returned values are CPU tensors.
 
     Args:
-        detector (:obj:`ConfigDict` or dict): The single-stage detector
-            config the student and the teacher are built from.
+        detector (:obj:`ConfigDict` or dict): The detector config the
+            student and the teacher are built from (mmdet's with
+            ``_scope_='mmdet'``).
         distill_loss (:obj:`ConfigDict` or dict, optional): Config of the
             distillation loss: :class:`PseudoLabelDistillLoss` weights the
             student's hard-label loss against the pseudo-labels (the
@@ -136,6 +145,11 @@ class SSDADetector(SemiBaseDetector):
             - ``analysis_iou_thr`` (float): IoU at which pseudo-labels are
               matched to the target's analysis labels for the logged
               precision/recall. Defaults to 0.5.
+            - ``iters_per_epoch`` (int, optional): iterations per "epoch"
+              for heads whose assigner switches at an epoch (YOLOv6,
+              PPYOLOE: :class:`EpochSwitchHeadAdapter` sets the
+              MessageHub's ``epoch`` to ``iter // iters_per_epoch``);
+              required for them, unused otherwise. Defaults to None.
             - ``fused_student_forward`` (bool): run the student's backbone
               and neck once on the concatenation of its streams
               (``supervised_streams`` and, when distilling,
@@ -158,6 +172,11 @@ class SSDADetector(SemiBaseDetector):
             every training batch, are part of the model's state dict
             (``adaptive_score_thr.thresholds``) and so of checkpoints and
             resume. None keeps the fixed threshold. Defaults to None.
+        head_adapter (:obj:`ConfigDict` or dict, optional): The head
+            adapter, e.g. ``dict(type='ClassScoreHeadAdapter')``. None
+            picks the adapter registered for the most specific class of
+            the head's MRO (for two-stage detectors, of the detector).
+            Defaults to None.
         semi_test_cfg (:obj:`ConfigDict` or dict, optional): ``predict_on``
             and ``extract_feat_on`` (``'teacher'`` or ``'student'``).
             Defaults to ``dict(predict_on='student',
@@ -211,6 +230,7 @@ class SSDADetector(SemiBaseDetector):
         class_names=None,
         score_quantiles=(0.5, 0.9, 0.99),
         analysis_iou_thr=0.5,
+        iters_per_epoch=None,
         fused_student_forward=False)
     default_semi_test_cfg = dict(
         predict_on='student', extract_feat_on='student')
@@ -223,6 +243,7 @@ class SSDADetector(SemiBaseDetector):
                      type='ConsistencyLoss', loss_weight=2.0),
                  semi_train_cfg: OptConfigType = None,
                  adaptive_score_thr: OptConfigType = None,
+                 head_adapter: OptConfigType = None,
                  semi_test_cfg: OptConfigType = None,
                  channels_last: bool = False,
                  data_preprocessor: OptConfigType = None,
@@ -234,14 +255,27 @@ class SSDADetector(SemiBaseDetector):
                  pseudo_label_cfg=HEAD_TEST_CFG_KEYS), 'model.semi_train_cfg')
         check_option_keys(semi_test_cfg, self.default_semi_test_cfg,
                           'model.semi_test_cfg')
-        super().__init__(
-            detector=detector,
-            semi_train_cfg=self._merge_cfg(self.default_semi_train_cfg,
-                                           semi_train_cfg),
-            semi_test_cfg=self._merge_cfg(self.default_semi_test_cfg,
-                                          semi_test_cfg),
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+        try:
+            super().__init__(
+                detector=detector,
+                semi_train_cfg=self._merge_cfg(self.default_semi_train_cfg,
+                                               semi_train_cfg),
+                semi_test_cfg=self._merge_cfg(self.default_semi_test_cfg,
+                                              semi_test_cfg),
+                data_preprocessor=data_preprocessor,
+                init_cfg=init_cfg)
+        except KeyError as error:
+            if 'mmssda::model registry' not in str(error) or \
+                    '_scope_' in (detector or {}):
+                raise
+            raise KeyError(
+                f'{error.args[0]} Building model.detector: an mmdet '
+                "detector needs _scope_='mmdet' in its dict (mmssda's "
+                "registry resolves unscoped types through mmyolo's)"
+            ) from error
+        #: What the wrapper reads from the head (docs/detectors.md).
+        self.head_adapter = build_head_adapter(self.student, head_adapter)
+        self.head_adapter.check(self.student, self.semi_train_cfg)
         self.supervised_streams = tuple(
             self.semi_train_cfg.supervised_streams)
         unknown = set(self.supervised_streams) - set(STREAMS)
@@ -250,6 +284,9 @@ class SSDADetector(SemiBaseDetector):
                              f'are {STREAMS}')
         self.distill_loss = MODELS.build(distill_loss) \
             if distill_loss is not None else None
+        if getattr(self.distill_loss, 'uses_head_outputs', False):
+            self.distill_loss.check_adapter(
+                self.head_adapter, self.head_adapter.head_name(self.student))
         self.consistency_loss = MODELS.build(consistency_loss) \
             if consistency_loss is not None else None
         if self.consistency_loss is not None and not {
@@ -283,7 +320,8 @@ class SSDADetector(SemiBaseDetector):
         if cfg is None:
             return None
         cfg = dict(copy.deepcopy(cfg))
-        cfg.setdefault('num_classes', self.student.bbox_head.num_classes)
+        cfg.setdefault('num_classes',
+                       self.head_adapter.num_classes(self.student))
         module = MODELS.build(cfg)
         if cfg.get('init') is None:
             module.reset(self.semi_train_cfg.pseudo_label_cfg.score_thr)
@@ -339,6 +377,7 @@ class SSDADetector(SemiBaseDetector):
             stream: self._format(inputs) if inputs is not None else None
             for stream, inputs in multi_batch_inputs.items()
         }
+        self.head_adapter.before_loss(self.student, self.semi_train_cfg)
         feats = dict()
         if self.semi_train_cfg.get('fused_student_forward', False):
             streams = list(self.supervised_streams)
@@ -412,11 +451,11 @@ class SSDADetector(SemiBaseDetector):
                 here when None. Defaults to None.
 
         Returns:
-            dict[str, Tensor]: The head's losses.
+            dict[str, Tensor]: The detector's losses (labels packed as the
+            head adapter says; mmdet's may be lists, one per level).
         """
-        if feats is None:
-            return self.student.loss(batch_inputs, batch_data_samples)
-        return self.student.bbox_head.loss(feats, batch_data_samples)
+        return self.head_adapter.loss(self.student, batch_inputs,
+                                      batch_data_samples, feats)
 
     def loss_by_gt_instances(self,
                              batch_inputs: Tensor,
@@ -497,20 +536,11 @@ class SSDADetector(SemiBaseDetector):
             metainfo) whose ``gt_instances`` hold the pseudo-labels
             (``bboxes`` (K, 4), ``labels`` (K, ), ``scores`` (K, )), and the
             batch info: ``teacher_outs``, the teacher head's raw outputs
-            (for losses that use them) and, for mmyolo YOLOv5/YOLOv8
-            heads, ``teacher_top_scores`` (N, ), each image's highest
-            prior score before any threshold.
+            (for losses that use them; None for two-stage detectors) and
+            ``teacher_top_scores`` (N, ), each image's highest score
+            before any threshold (see the head adapter).
         """
         self.teacher.eval()
-        head = self.teacher.bbox_head
-        outs = head(self.teacher.extract_feat(batch_inputs))
-        # under AMP autocast: post-process (NMS) in float32
-        outs = [[o.float() if isinstance(o, Tensor) else o for o in level]
-                for level in outs]
-        batch_info = dict(teacher_outs=outs)
-        if head_kind(head) is not None:
-            batch_info['teacher_top_scores'] = prior_scores(
-                head, outs).flatten(1).max(1).values
         batch_img_metas = [
             self._pseudo_label_img_meta(data_samples)
             for data_samples in batch_data_samples
@@ -522,11 +552,10 @@ class SSDADetector(SemiBaseDetector):
             cfg.update(
                 score_thr=thr.floor,
                 max_per_img=max(cfg.get('nms_pre', 100000), max_per_img))
-        results_list = head.predict_by_feat(
-            *outs,
-            batch_img_metas=batch_img_metas,
-            cfg=cfg,
-            rescale=False)
+        results_list, outs, top_scores = \
+            self.head_adapter.predict_pseudo_labels(
+                self.teacher, batch_inputs, batch_img_metas, cfg)
+        batch_info = dict(teacher_outs=outs, teacher_top_scores=top_scores)
         if thr is not None:
             if self.training:
                 thr.update(results_list)
@@ -636,16 +665,22 @@ class SSDADetector(SemiBaseDetector):
                                  "batch_info['teacher_outs']")
             if feats is None:
                 feats = self.student.extract_feat(batch_inputs)
-            head = self.student.bbox_head
+            head = self.head_adapter.head(self.student)
             losses = self.distill_loss(
-                head, head(feats), teacher_outs,
-                [s.gt_instances for s in batch_data_samples],
-                [s.metainfo for s in batch_data_samples])
+                head,
+                head(feats),
+                teacher_outs, [s.gt_instances for s in batch_data_samples],
+                [s.metainfo for s in batch_data_samples],
+                adapter=self.head_adapter)
         else:
             losses = self.distill_loss(
                 self.student_loss(batch_inputs, batch_data_samples, feats))
         if zero:
-            losses = {name: value * 0 for name, value in losses.items()}
+            losses = {
+                name: [v * 0 for v in value] if isinstance(
+                    value, (list, tuple)) else value * 0
+                for name, value in losses.items()
+            }
         return rename_loss_dict('distill.', losses)
 
     def loss_by_consistency(self, real_loss: Tensor,
@@ -665,9 +700,18 @@ class SSDADetector(SemiBaseDetector):
 
     @staticmethod
     def _sum_losses(losses: Dict[str, Tensor]) -> Tensor:
-        """Sum the entries the runner sums (keys containing ``loss``)."""
-        return sum(
-            value.sum() for name, value in losses.items() if 'loss' in name)
+        """Sum the entries the runner sums (keys containing ``loss``), as
+        MMEngine's ``parse_losses`` does: a tensor's mean, a list's (one
+        value per level, mmdet's RetinaNet and RPN) sum of means."""
+        total = 0.
+        for name, value in losses.items():
+            if 'loss' not in name:
+                continue
+            if isinstance(value, (list, tuple)):
+                total = total + sum(v.mean() for v in value)
+            else:
+                total = total + value.mean()
+        return total
 
     def pseudo_label_statistics(self,
                                 pseudo_data_samples: SampleList,
@@ -742,7 +786,7 @@ class SSDADetector(SemiBaseDetector):
 
     def _class_keys(self) -> List[str]:
         """Key suffixes of the per-class statistics, one per class."""
-        num_classes = getattr(self.student.bbox_head, 'num_classes', None)
+        num_classes = self.head_adapter.num_classes(self.student)
         if not num_classes:
             return []
         names = self.semi_train_cfg.get('class_names')
