@@ -1,0 +1,42 @@
+# The SSDA-YOLO recipe around mmyolo's YOLOv6-s, by config alone: Cityscapes ->
+# Foggy Cityscapes, 640 px, the data, pipeline and schedule of
+# ssda_yolov5s_city2foggy.py (see the data config). The detector is the one of
+# mmyolo's own yolov6_s_syncbn_fast_8xb32-400e_coco config, with the recipe's
+# classes. YOLOv6's head has no objectness (pseudo-labels: class score >= 0.5)
+# and switches from the ATSS to the task-aligned assigner at epoch 4:
+# semi_train_cfg.iters_per_epoch turns iterations into that epoch
+# (EpochSwitchHeadAdapter, docs/detectors.md).
+_base_ = './_base_/datasets/city2foggy_yolo_txt.py'
+# Modules are not config keys (MMEngine drops them).
+import mmengine.hub as mmengine_hub  # noqa: E402
+import mmssda.utils as mmssda_utils  # noqa: E402
+
+_detector_base = mmengine_hub.get_config(
+    'mmyolo::yolov6/yolov6_s_syncbn_fast_8xb32-400e_coco.py')
+# mmyolo's YOLOv5DetDataPreprocessor wants packed labels, which the paired
+# pipeline does not produce: mmdet's, with YOLOv6's normalisation.
+data_preprocessor = dict(
+    type='mmdet.DetDataPreprocessor',
+    mean=_detector_base.model.data_preprocessor.get('mean'),
+    std=_detector_base.model.data_preprocessor.get('std'),
+    bgr_to_rgb=_detector_base.model.data_preprocessor.get('bgr_to_rgb', False))
+detector = dict(_detector_base.model, _delete_=True)
+detector.update(
+    data_preprocessor=data_preprocessor,
+    # the COCO weights below replace the ImageNet backbone init
+    backbone=dict(detector['backbone'], init_cfg=None))
+del _detector_base
+
+# mmyolo's COCO-pretrained YOLOv6-s.
+load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['yolov6_s']
+model = dict(
+    detector=detector,
+    data_preprocessor=dict(data_preprocessor=data_preprocessor),
+    # 2975 Cityscapes train images / 8 source pairs per batch
+    semi_train_cfg=dict(iters_per_epoch=372),
+    # torch 2.13's CPU backward of the EfficientRep backbone in
+    # channels_last ends in a segmentation fault (tiny model, 128 px, in
+    # tests/test_models/test_detectors/test_ssda_detector_families.py)
+    channels_last=False)
+
+mmssda_utils.scale_recipe(vars())
