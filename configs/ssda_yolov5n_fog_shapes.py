@@ -16,15 +16,10 @@ default_hooks = dict(
 
 # The paper's recipe with a lower pseudo-label score threshold: after the
 # demo's 600-iteration burn-in the teacher is a weak, under-confident
-# detector (target mAP@0.5 about 0.13) whose scores rarely reach the paper's
-# 0.5. Its pseudo-labels by score threshold
-# (mmssda.apis.pseudo_label_sweep on the first 200 target-fake images;
-# boxes per image, precision, recall):
-#   0.5: 0.005, -, 0.00    0.3: 0.42, 0.34, 0.04    0.25: 0.93, 0.32, 0.08
-#   0.2: 1.56, 0.33, 0.14  0.1: 3.47, 0.30, 0.29
-# Precision barely depends on the threshold, so 0.2 gives the student
-# pseudo-labels without making them worse. A longer burn-in does not help:
-# after 400 iterations 0.15 boxes per image passed 0.5, after 600 0.005.
+# detector whose scores rarely reach the paper's 0.5, so at 0.5 the student
+# gets almost no pseudo-labels. mmssda.apis.pseudo_label_sweep gives a
+# checkpoint's pseudo-boxes per image, precision and recall per threshold;
+# the demo's report gives those of the threshold used (docs/benchmarks.md).
 pseudo_score_thr = 0.2
 model = dict(
     semi_train_cfg=dict(pseudo_label_cfg=dict(score_thr=pseudo_score_thr)))

@@ -22,9 +22,9 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 
-from mmssda.utils import register_all_modules
-from mmssda.utils.checkpoint import (SAFE_SCHEMES, CheckpointHashError,
-                                     UnsafeCheckpointError)
+from mmssda.utils import (CheckpointHashError, UnsafeCheckpointError,
+                          register_all_modules)
+from mmssda.utils.checkpoint import SAFE_SCHEMES
 from tests.conftest import CONFIG_DIR
 from tests.test_models.utils import REPO
 
