@@ -878,13 +878,42 @@ def select_best(agg: dict,
     return [max(scored)[1]] if scored else []
 
 
+def paired_differences(results: dict,
+                       reference: str,
+                       key: str = 'mAP50_mean_last') -> Dict[str, dict]:
+    """Per variant and seed, ``key`` minus the reference's on the same seed
+    (the same burn-in): ``{variant: {seed: difference}}``, over the seeds
+    both have; the reference itself and variants without common seeds are
+    left out."""
+    ref = results.get(reference, {})
+    diffs = dict()
+    for variant, per_seed in results.items():
+        if variant == reference:
+            continue
+        common = [
+            seed for seed in per_seed if seed in ref
+            and per_seed[seed].get(key) is not None
+            and ref[seed].get(key) is not None
+        ]
+        if common:
+            diffs[variant] = {
+                seed: per_seed[seed][key] - ref[seed][key]
+                for seed in common
+            }
+    return diffs
+
+
 def format_ablation(agg: dict,
                     labels: Optional[Dict[str, str]] = None,
-                    last_k: int = 3) -> str:
+                    last_k: int = 3,
+                    differences: Optional[Dict[str, dict]] = None,
+                    reference: Optional[str] = None) -> str:
     """The ablation table: per variant the student-EMA's target mAP@0.5
     (mean ± std over seeds of the mean of the last ``last_k`` evaluations,
     of the last one and of the best one), the teacher's pseudo-boxes per
-    image and their precision, and the number of seeds."""
+    image and their precision, and the number of seeds; with
+    ``differences`` (:func:`paired_differences`) a last column of each
+    seed's difference to ``reference`` (``seed: +0.012``)."""
     labels = labels or {}
 
     def cell(stats: dict, name: str, spec: str = '.3f') -> str:
@@ -893,14 +922,26 @@ def format_ablation(agg: dict,
             return 'n/a'
         return f'{s["mean"]:{spec}} ± {s["std"]:{spec}}'
 
-    lines = [
-        f'| variant | target mAP@0.5, mean of last {last_k} | last | best '
-        '| teacher mAP@0.5 | pseudo-boxes / image | pseudo-label precision '
-        '| seeds |', '|---|---|---|---|---|---|---|---|'
-    ]
+    def paired(variant: str) -> str:
+        if variant == reference:
+            return '(reference)'
+        per_seed = differences.get(variant)
+        if not per_seed:
+            return 'n/a'
+        return ', '.join(f'{seed}: {d:+.3f}'
+                         for seed, d in sorted(per_seed.items()))
+
+    header = (f'| variant | target mAP@0.5, mean of last {last_k} | last | '
+              'best | teacher mAP@0.5 | pseudo-boxes / image | '
+              'pseudo-label precision | seeds |')
+    rule = '|---|---|---|---|---|---|---|---|'
+    if differences is not None:
+        header += f' minus {reference}, per seed |'
+        rule += '---|'
+    lines = [header, rule]
     for variant, stats in agg.items():
         seeds = stats['mAP50']['n'] if stats.get('mAP50') else 0
-        lines.append(' | '.join([
+        row = ' | '.join([
             f'| {labels.get(variant, variant)}',
             cell(stats, 'mAP50_mean_last'),
             cell(stats, 'mAP50'),
@@ -908,7 +949,10 @@ def format_ablation(agg: dict,
             cell(stats, 'teacher_mAP50_mean_last'),
             cell(stats, 'num_pseudo', '.2f'),
             cell(stats, 'pseudo_precision', '.2f'), f'{seeds} |'
-        ]))
+        ])
+        if differences is not None:
+            row += f' {paired(variant)} |'
+        lines.append(row)
     return '\n'.join(lines)
 
 

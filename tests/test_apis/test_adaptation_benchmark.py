@@ -10,9 +10,10 @@ import torch
 from mmengine.config import Config
 
 from mmssda.apis import (aggregate_variants, eval_statistics, format_ablation,
-                         format_table, merge_overrides, prepare_data,
-                         pseudo_label_sweep, run_comparison, select_best,
-                         summarize, variant_statistics, write_report)
+                         format_table, merge_overrides, paired_differences,
+                         prepare_data, pseudo_label_sweep, run_comparison,
+                         select_best, summarize, variant_statistics,
+                         write_report)
 from mmssda.apis.adaptation_benchmark import stage_config
 from mmssda.engine.hooks.yolov5_iter_param_scheduler_hook import cosine_fn
 
@@ -175,6 +176,22 @@ def test_merge_overrides_and_best_selection():
     text = format_ablation(agg, dict(a='+ A'), last_k=3)
     assert '| + A | 0.400 ± 0.100 | 0.400 ± 0.100 |' in text
     assert text.count('\n') == 5  # header, rule, four variants
+    # the paired column: each seed's difference to the reference's run on
+    # the same seed, over the seeds both have
+    results = dict(paper=stats(0.2, 0.4), a=stats(0.3, 0.35), b=stats(0.1))
+    diffs = paired_differences(results, 'paper')
+    assert diffs['a'] == {'0': pytest.approx(0.1), '1': pytest.approx(-0.05)}
+    assert diffs['b'] == {'0': pytest.approx(-0.1)}
+    assert 'paper' not in diffs
+    text = format_ablation(
+        aggregate_variants(results), dict(paper='paper recipe'), 3, diffs,
+        'paper')
+    rows = text.splitlines()
+    assert rows[0].endswith('| seeds | minus paper, per seed |')
+    assert rows[2].startswith('| paper recipe |')
+    assert rows[2].endswith('| 2 | (reference) |')
+    assert rows[3].endswith('| 2 | 0: +0.100, 1: -0.050 |')
+    assert rows[4].endswith('| 1 | 0: -0.100 |')
 
 
 def test_variant_statistics_reads_teacher_and_pseudo_labels():

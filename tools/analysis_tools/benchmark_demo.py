@@ -38,7 +38,8 @@ from demo import (CONFIGS, FAKE_SETTINGS, add_protocol_args,  # noqa: E402
                   setup, stage_configs)
 
 from mmssda.apis import (aggregate_variants, format_ablation,  # noqa: E402
-                         merge_overrides, prepare_data, run_ablation,
+                         merge_overrides, paired_differences, prepare_data,
+                         run_ablation,
                          run_comparison, select_best, write_report)
 
 #: The recipe the ablation variants override, and the burn-in's.
@@ -317,7 +318,9 @@ def run_ablation_mode(args, work_dir: str) -> dict:
             {n: results[n]
              for n in sorted(results, key=order.index)})
         text = format_ablation(agg, ablation_labels(state['chosen']),
-                               args.last_k)
+                               args.last_k,
+                               paired_differences(results, REFERENCE),
+                               REFERENCE)
         state.update(results=results, aggregate=agg, table=text)
         with open(results_file, 'w') as f:
             json.dump(state, f, indent=2)
