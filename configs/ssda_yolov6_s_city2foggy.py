@@ -8,24 +8,12 @@
 # (EpochSwitchHeadAdapter, docs/detectors.md).
 _base_ = './_base_/datasets/city2foggy_yolo_txt.py'
 # Modules are not config keys (MMEngine drops them).
-import mmengine.hub as mmengine_hub  # noqa: E402
 import mmssda.utils as mmssda_utils  # noqa: E402
 
-_detector_base = mmengine_hub.get_config(
+# mmdet's DetDataPreprocessor with the detector's normalisation, the
+# backbone's ImageNet init dropped (mmssda.utils.zoo_detector)
+detector, data_preprocessor = mmssda_utils.zoo_detector(
     'mmyolo::yolov6/yolov6_s_syncbn_fast_8xb32-400e_coco.py')
-# mmyolo's YOLOv5DetDataPreprocessor wants packed labels, which the paired
-# pipeline does not produce: mmdet's, with YOLOv6's normalisation.
-data_preprocessor = dict(
-    type='mmdet.DetDataPreprocessor',
-    mean=_detector_base.model.data_preprocessor.get('mean'),
-    std=_detector_base.model.data_preprocessor.get('std'),
-    bgr_to_rgb=_detector_base.model.data_preprocessor.get('bgr_to_rgb', False))
-detector = dict(_detector_base.model, _delete_=True)
-detector.update(
-    data_preprocessor=data_preprocessor,
-    # the COCO weights below replace the ImageNet backbone init
-    backbone=dict(detector['backbone'], init_cfg=None))
-del _detector_base
 
 # mmyolo's COCO-pretrained YOLOv6-s.
 load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['yolov6_s']

@@ -6,24 +6,12 @@
 # YOLOv5's (ObjectnessHeadAdapter, docs/detectors.md).
 _base_ = './_base_/datasets/city2foggy_yolo_txt.py'
 # Modules are not config keys (MMEngine drops them).
-import mmengine.hub as mmengine_hub  # noqa: E402
 import mmssda.utils as mmssda_utils  # noqa: E402
 
-_detector_base = mmengine_hub.get_config(
+# mmdet's DetDataPreprocessor with the detector's normalisation, the
+# backbone's ImageNet init dropped (mmssda.utils.zoo_detector)
+detector, data_preprocessor = mmssda_utils.zoo_detector(
     'mmyolo::yolov7/yolov7_tiny_syncbn_fast_8x16b-300e_coco.py')
-# mmyolo's YOLOv5DetDataPreprocessor wants packed labels, which the paired
-# pipeline does not produce: mmdet's, with YOLOv7's normalisation.
-data_preprocessor = dict(
-    type='mmdet.DetDataPreprocessor',
-    mean=_detector_base.model.data_preprocessor.get('mean'),
-    std=_detector_base.model.data_preprocessor.get('std'),
-    bgr_to_rgb=_detector_base.model.data_preprocessor.get('bgr_to_rgb', False))
-detector = dict(_detector_base.model, _delete_=True)
-detector.update(
-    data_preprocessor=data_preprocessor,
-    # the COCO weights below replace the ImageNet backbone init
-    backbone=dict(detector['backbone'], init_cfg=None))
-del _detector_base
 
 # mmyolo's COCO-pretrained YOLOv7-tiny.
 load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['yolov7_tiny']
