@@ -23,7 +23,13 @@ num_classes = _base_.num_classes
 # mmyolo's COCO-pretrained YOLOv8-s.
 load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['yolov8_s']
 
+# YOLOv8's losses are about 30 times YOLOv5's: the paper's consistency
+# term alpha * (L_sr - L_sf) ** 2 would outweigh the detection losses and
+# push the smaller of the two up. Measured in YOLOv5's units (1.1 per
+# stream: YOLOv5-n on the demo) and pulling only the larger loss down
+# (ConsistencyLoss, docs/detectors.md).
 model = dict(
+    consistency_loss=dict(reference_loss=1.1, pull='worse'),
     detector=dict(
         _delete_=True,
         type='YOLODetector',

@@ -1,4 +1,5 @@
 import copy
+import logging
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -10,6 +11,7 @@ from mmdet.structures import DetDataSample, SampleList
 from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -692,11 +694,42 @@ class SSDADetector(SemiBaseDetector):
             fake_loss (Tensor): ``L_sf``, same shape.
 
         Returns:
-            dict[str, Tensor]: ``{'consistency.loss': Tensor}``.
+            dict[str, Tensor]: ``{'consistency.loss': Tensor}``, and the
+            logged net gradient weights of the two streams,
+            ``consistency.real_weight`` and ``consistency.fake_weight``,
+            when the loss gives them (``ConsistencyLoss.stream_weights``:
+            below 0 the student learns to do worse on that stream).
         """
-        return rename_loss_dict(
-            'consistency.',
-            dict(loss=self.consistency_loss(real_loss, fake_loss)))
+        losses = dict(loss=self.consistency_loss(real_loss, fake_loss))
+        if hasattr(self.consistency_loss, 'stream_weights'):
+            losses['real_weight'], losses['fake_weight'] = \
+                self.consistency_loss.stream_weights(real_loss, fake_loss)
+            self._warn_negative_weight(losses)
+        return rename_loss_dict('consistency.', losses)
+
+    def _warn_negative_weight(self, weights: Dict[str, Tensor]) -> None:
+        """Warn once when the consistency term trains the student to do
+        worse on a source stream (its net gradient weight below 0)."""
+        negative = [
+            key for key in ('real_weight', 'fake_weight')
+            if weights[key].item() < 0
+        ]
+        if not negative or getattr(self, '_warned_negative_weight', False):
+            return
+        self._warned_negative_weight = True
+        values = ', '.join(f'{key} {weights[key].item():.2f}'
+                           for key in negative)
+        print_log(
+            'SSDADetector: the consistency term outweighs the detection '
+            f'loss ({values}): the student is trained to do worse on that '
+            'source stream. The head\'s losses are larger than those '
+            'model.consistency_loss.loss_weight was set for, or its real '
+            'and fake losses are far apart; set '
+            'model.consistency_loss.reference_loss (the per-stream loss '
+            'the weight was set for) and/or pull=\'worse\' '
+            '(docs/detectors.md).',
+            logger='current',
+            level=logging.WARNING)
 
     @staticmethod
     def _sum_losses(losses: Dict[str, Tensor]) -> Tensor:

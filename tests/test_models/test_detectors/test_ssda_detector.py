@@ -55,7 +55,8 @@ def test_loss_terms_follow_formula():
         'source_real.loss_bbox', 'source_fake.loss_cls',
         'source_fake.loss_obj', 'source_fake.loss_bbox',
         'distill.loss_cls', 'distill.loss_obj', 'distill.loss_bbox',
-        'consistency.loss'
+        'consistency.loss', 'consistency.real_weight',
+        'consistency.fake_weight'
     } | STATS_KEYS
     # By hand, from the same forward passes of the student.
     student = model.student

@@ -37,3 +37,58 @@ def test_consistency_matches_the_original_at_any_world_size(
     ours = loss(world_size * l_sr, world_size * l_sf)
     original = world_size * 2.0 * (l_sr - l_sf).pow(2).sum()
     assert ours.item() == pytest.approx(original.item())
+
+
+def grads(loss, real_value, fake_value):
+    real = torch.tensor([real_value], requires_grad=True)
+    fake = torch.tensor([fake_value], requires_grad=True)
+    (real.sum() + fake.sum() + loss(real, fake)).backward()
+    return real.grad.item(), fake.grad.item()
+
+
+def test_stream_weights_are_the_net_gradient_weights():
+    # a gap of 26 (YOLOv8's source-real and source-fake totals after a
+    # source-only burn-in on the demo): the paper's term pushes the smaller
+    # source-real loss up, its net weight is negative
+    for cfg in (dict(), dict(pull='worse'), dict(reference_loss=1.1),
+                dict(reference_loss=1.1, pull='worse')):
+        loss = MODELS.build(dict(type='ConsistencyLoss', **cfg))
+        real_grad, fake_grad = grads(loss, 36.0, 62.0)
+        weights = loss.stream_weights(torch.tensor([36.0]),
+                                      torch.tensor([62.0]))
+        assert [w.item() for w in weights] == pytest.approx(
+            [real_grad, fake_grad]), cfg
+    paper = MODELS.build(dict(type='ConsistencyLoss'))
+    assert grads(paper, 36.0, 62.0)[0] == pytest.approx(1 - 2 * 2.0 * 26)
+
+
+def test_pull_worse_only_pulls_the_larger_loss_down():
+    loss = MODELS.build(dict(type='ConsistencyLoss', pull='worse'))
+    real_grad, fake_grad = grads(loss, 36.0, 62.0)
+    assert real_grad == 1.0  # the better stream is left alone
+    assert fake_grad == pytest.approx(1 + 2 * 2.0 * 26)
+    real_grad, fake_grad = grads(loss, 5.0, 2.0)
+    assert (real_grad, fake_grad) == (pytest.approx(1 + 2 * 2.0 * 3), 1.0)
+    # the value is the paper's
+    assert loss(torch.tensor([5.0]), torch.tensor([2.0])).item() == \
+        pytest.approx(2.0 * 9)
+
+
+def test_reference_loss_makes_the_weight_independent_of_the_loss_scale():
+    loss = MODELS.build(
+        dict(type='ConsistencyLoss', reference_loss=1.1))
+    # at losses of the reference's size it is the paper's term
+    real, fake = torch.tensor([1.0]), torch.tensor([1.2])
+    assert loss(real, fake).item() == pytest.approx(
+        2.0 * 0.2**2 * 1.1 / 1.1)
+    # k times larger losses: the term grows like the detection losses (k),
+    # not like the paper's (k ** 2); the net weights stay the same
+    k = 30.0
+    assert loss(k * real, k * fake).item() == pytest.approx(
+        k * loss(real, fake).item())
+    assert [w.item() for w in loss.stream_weights(k * real, k * fake)] == \
+        pytest.approx([w.item() for w in loss.stream_weights(real, fake)])
+    with pytest.raises(ValueError, match='reference_loss'):
+        MODELS.build(dict(type='ConsistencyLoss', reference_loss=0))
+    with pytest.raises(ValueError, match='pull'):
+        MODELS.build(dict(type='ConsistencyLoss', pull='one'))
