@@ -3,6 +3,7 @@
     python tools/demo.py                    # about 12 minutes on 2 CPU cores
     python tools/demo.py --seed 1 --work-dir work_dirs/demo_seed1
     python tools/demo.py --fakes weak --work-dir work_dirs/demo_weak
+    python tools/demo.py --detector yolov8 --work-dir work_dirs/demo_yolov8
 
 It writes the data set (``data/fog_shapes``, once), then trains four normal
 MMEngine runs, each in its own folder under ``--work-dir``:
@@ -27,6 +28,12 @@ mean of the last ``--last-k`` evaluations, and the teacher's pseudo-labels
 per image with their precision and recall. The report (``report.md``,
 ``report.json``, ``curves.png``, ``pseudo_labels.png``) lands in
 ``--work-dir``.
+
+``--detector`` swaps the YOLOv5-n of every stage for another detector
+(:data:`DETECTORS`): its config's ``model.detector`` and
+``model.data_preprocessor`` replace the stages' own, with what else it
+changes of the model (the consistency loss's scale); data, schedule and
+recipe stay.
 """
 import argparse
 import os
@@ -36,7 +43,8 @@ import warnings
 
 from mmengine.config import Config
 
-from mmssda.apis import prepare_data, run_comparison, write_report
+from mmssda.apis import (detector_overrides, prepare_data, run_comparison,
+                         write_report)
 from mmssda.utils import register_all_modules
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -55,6 +63,13 @@ FAKE_SETTINGS = {
     'translated': CONFIGS['ssda'],
     'weak': osp.join(REPO, 'configs', 'ssda_yolov5n_fog_shapes_weak_fakes.py'),
     'none': osp.join(REPO, 'configs', 'ssda_yolov5n_fog_shapes_no_fakes.py'),
+}
+#: ``--detector``: the demo's detector -> the SSDA config whose detector
+#: replaces YOLOv5-n in every stage (None: the stages' own YOLOv5-n).
+DETECTORS = {
+    'yolov5': None,
+    'yolov8': osp.join(REPO, 'configs', 'ssda_yolov8n_fog_shapes.py'),
+    'rtmdet': osp.join(REPO, 'configs', 'ssda_rtmdet_tiny_fog_shapes.py'),
 }
 BURN_IN_ITERS = 600
 ADAPT_ITERS = 300
@@ -81,8 +96,23 @@ def stage_configs(fakes: str = 'translated') -> dict:
     return dict(CONFIGS, ssda=FAKE_SETTINGS[fakes])
 
 
+def stage_overrides(detector: str = 'yolov5') -> dict:
+    """Overrides of every stage that put the ``--detector`` in
+    (:data:`DETECTORS`); empty for the stages' own YOLOv5-n."""
+    config = DETECTORS[detector]
+    return {} if config is None else detector_overrides(
+        config, CONFIGS['ssda'])
+
+
 def add_protocol_args(parser: argparse.ArgumentParser) -> None:
-    """The comparison's fakes, iteration and evaluation settings."""
+    """The comparison's detector, fakes, iteration and evaluation
+    settings."""
+    parser.add_argument(
+        '--detector',
+        choices=list(DETECTORS),
+        default='yolov5',
+        help='the detector of every stage (yolov5: YOLOv5-n; yolov8: '
+        'YOLOv8-n; rtmdet: RTMDet-tiny), from scratch at 192 px')
     parser.add_argument(
         '--fakes',
         choices=sorted(FAKE_SETTINGS),
@@ -130,6 +160,7 @@ def main(argv=None):
     data_root = setup()
     prepare_data(data_root, args.data_seed)
     configs = stage_configs(args.fakes)
+    overrides = stage_overrides(args.detector)
     start = time.perf_counter()
     runs = run_comparison(
         configs,
@@ -139,7 +170,8 @@ def main(argv=None):
         args.adapt_iters,
         args.evals,
         continue_schedule=not args.restart_schedule,
-        burn_in_evals=args.burn_in_evals)
+        burn_in_evals=args.burn_in_evals,
+        overrides=overrides)
     summary = write_report(
         runs,
         configs['ssda'],
@@ -147,13 +179,15 @@ def main(argv=None):
         data_root,
         meta=dict(
             seed=args.seed,
+            detector=args.detector,
             fakes=args.fakes,
             burn_in_iters=args.burn_in_iters,
             adapt_iters=args.adapt_iters,
             continue_schedule=not args.restart_schedule,
             pseudo_score_thr=Config.fromfile(configs['ssda']).model.
             semi_train_cfg.pseudo_label_cfg.score_thr),
-        last_k=args.last_k)
+        last_k=args.last_k,
+        overrides=overrides)
     print(f'Total time: {(time.perf_counter() - start) / 60:.1f} min')
     return summary
 

@@ -1,4 +1,5 @@
-from .adaptation_benchmark import (aggregate_variants, eval_statistics,
+from .adaptation_benchmark import (aggregate_variants, detector_overrides,
+                                   eval_statistics,
                                    format_ablation, format_table,
                                    merge_overrides, paired_differences,
                                    prepare_data,
@@ -13,6 +14,7 @@ from .work_dir_checkpoints import (CheckpointFileError, checkpoint_problem,
 
 __all__ = [
     'CheckpointFileError', 'aggregate_variants', 'checkpoint_problem',
+    'detector_overrides',
     'find_resume_checkpoint', 'read_last_checkpoint', 'resolve_checkpoints',
     'step_checkpoints', 'work_dir_checkpoints', 'eval_statistics',
     'format_ablation', 'format_table', 'merge_overrides',

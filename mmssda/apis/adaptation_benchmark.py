@@ -135,8 +135,9 @@ def stage_config(config: str,
         schedule_iters (int, optional): Length of the learning-rate
             schedule; the stage's last iteration if None. Defaults to None.
         overrides (dict, optional): Merged into the config first
-            (nested dicts or dotted keys, as ``--cfg-options``).
-            Defaults to None.
+            (nested dicts or dotted keys, as ``--cfg-options``), except
+            the settings of a part the config turns off
+            (:func:`drop_disabled`). Defaults to None.
     """
     if load_from is not None and resume_from is not None:
         raise ValueError('stage_config: give load_from or resume_from, '
@@ -146,7 +147,9 @@ def stage_config(config: str,
                          f'({evals}) must be >= 1')
     cfg = Config.fromfile(config)
     if overrides:
-        cfg.merge_from_dict(copy.deepcopy(overrides))
+        cfg.merge_from_dict(
+            drop_disabled(
+                merge_overrides(overrides), cfg.to_dict()))
     end = start_iter + iters
     cfg.work_dir = osp.join(work_dir, stage)
     cfg.load_from = resume_from or load_from
@@ -757,7 +760,8 @@ def write_report(runs: Dict[str, dict],
                  work_dir: str,
                  data_root: str,
                  meta: Optional[dict] = None,
-                 last_k: int = 3) -> dict:
+                 last_k: int = 3,
+                 overrides: Optional[dict] = None) -> dict:
     """Write report.md/json, curves.png and pseudo_labels.png; print it.
 
     Args:
@@ -768,15 +772,22 @@ def write_report(runs: Dict[str, dict],
         meta (dict, optional): Settings recorded in report.json.
         last_k (int): Evaluations averaged in each row's mean.
             Defaults to 3.
+        overrides (dict, optional): The overrides the stages ran with
+            (:func:`run_comparison`), merged into ``ssda_config``.
+            Defaults to None.
 
     Returns:
         dict: The summary (see :func:`summarize`) with ``meta``.
     """
     summary = summarize(runs, last_k)
+    ssda_cfg = Config.fromfile(ssda_config)
+    if overrides:
+        ssda_cfg.merge_from_dict(
+            drop_disabled(merge_overrides(overrides), ssda_cfg.to_dict()))
     summary.update(meta or {})
     table = format_table(summary)
     plot_curves(runs, osp.join(work_dir, 'curves.png'))
-    draw_pseudo_labels(Config.fromfile(ssda_config),
+    draw_pseudo_labels(ssda_cfg,
                        runs['ssda']['checkpoint'], data_root,
                        osp.join(work_dir, 'pseudo_labels.png'))
     with open(osp.join(work_dir, 'report.json'), 'w') as f:
@@ -792,6 +803,79 @@ def write_report(runs: Dict[str, dict],
 
 
 # ============================ ablation ======================================
+#: The keys of ``model`` that make up the detector of an SSDA config.
+DETECTOR_KEYS = ('detector', 'data_preprocessor')
+
+
+def _difference(new, old):
+    """The entries of the config tree ``new`` that differ from ``old``
+    (dicts recursively, anything else whole); None when none does."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        diff = {}
+        for key, value in new.items():
+            if key not in old:
+                diff[key] = copy.deepcopy(value)
+            else:
+                sub = _difference(value, old[key])
+                if sub is not None:
+                    diff[key] = sub
+        return diff or None
+    return None if new == old else copy.deepcopy(new)
+
+
+def detector_overrides(config: str, base: str) -> dict:
+    """Overrides that put the detector of the SSDA config ``config`` into
+    the recipe of another SSDA config.
+
+    ``config`` must be ``base`` with another detector: the overrides are
+    its ``model.detector`` and ``model.data_preprocessor``
+    (:data:`DETECTOR_KEYS`), each replacing the other config's whole
+    (``_delete_``), and whatever else of ``model`` it changes from
+    ``base`` (e.g. the consistency loss's ``reference_loss`` for the
+    head's loss scale). Data, schedule and the rest stay the other
+    config's.
+
+    Raises:
+        ValueError: ``config`` changes something outside ``model`` or
+            removes a part of ``base``'s model.
+    """
+    cfg, base_cfg = Config.fromfile(config), Config.fromfile(base)
+    model = cfg.model.to_dict()
+    base_model = base_cfg.model.to_dict()
+    outside = sorted(
+        key for key in set(cfg) | set(base_cfg)
+        if key != 'model' and key not in DETECTOR_KEYS
+        and cfg.get(key) != base_cfg.get(key))
+    removed = sorted(set(base_model) - set(model))
+    if outside or removed:
+        raise ValueError(
+            f'{config} is not {base} with another detector: it changes '
+            f'{outside} and removes model.{removed}')
+    overrides = {
+        key: dict(model[key], _delete_=True)
+        for key in DETECTOR_KEYS
+    }
+    rest = _difference({k: v for k, v in model.items()
+                        if k not in DETECTOR_KEYS}, base_model)
+    overrides.update(rest or {})
+    return dict(model=overrides)
+
+
+def drop_disabled(overrides: dict, cfg: dict) -> dict:
+    """``overrides`` without the settings of parts ``cfg`` turns off: a
+    dict merged into a None entry (e.g. ``consistency_loss`` of a
+    source-only stage) that is not a whole part (no ``type``)."""
+    kept = {}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and key in cfg:
+            if cfg[key] is None and 'type' not in value:
+                continue
+            if isinstance(cfg[key], dict):
+                value = drop_disabled(value, cfg[key])
+        kept[key] = value
+    return kept
+
+
 def merge_overrides(*overrides: Optional[dict]) -> dict:
     """Deep-merge config overrides left to right (later keys win; a dict
     merges into a dict, anything else replaces). Dotted keys

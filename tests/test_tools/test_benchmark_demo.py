@@ -10,6 +10,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmssda.apis import detector_overrides
+from mmssda.apis.adaptation_benchmark import stage_config
 from mmssda.registry import MODELS
 from tests.test_models.utils import REPO
 
@@ -180,3 +182,77 @@ def test_fake_settings_work_dirs_and_unknown_variants(tool, capsys):
             ['--ablation', '--fakes', 'none', '--variants', 'consistency'])
     assert "unknown ['consistency'] with --fakes none" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize('detector, head', [('yolov8', 'YOLOv8Head'),
+                                            ('rtmdet', 'RTMDetHead')])
+def test_detector_puts_its_model_in_every_stage(tool, detector, head):
+    overrides = tool.stage_overrides(detector)
+    assert {'detector', 'data_preprocessor'} <= set(overrides['model'])
+    own = Config.fromfile(sys.modules['demo'].DETECTORS[detector])
+    for stage, config in tool.CONFIGS.items():
+        plain = Config.fromfile(config).to_dict()
+        cfg = stage_config(config, stage, '/tmp/unused', 2, 0, 1,
+                           overrides=overrides)
+        swapped = cfg.to_dict()
+        for key in ('detector', 'data_preprocessor'):
+            assert swapped['model'][key] == own.model[key].to_dict(), stage
+        assert swapped['model']['detector'] != plain['model']['detector']
+        # a part the stage turns off stays off
+        for key, value in plain['model'].items():
+            if value is None:
+                assert swapped['model'][key] is None, (stage, key)
+        # the data is the stage's own
+        assert swapped['train_dataloader'] == plain['train_dataloader']
+        with DefaultScope.overwrite_default_scope('mmssda'):
+            model = MODELS.build(cfg.model)
+        assert type(model.student.bbox_head).__name__ == head
+    # the detector config is the demo's SSDA config with that detector
+    ssda = Config.fromfile(tool.CONFIGS['ssda'])
+    ssda.merge_from_dict(overrides)
+    assert ssda.model.to_dict() == own.model.to_dict()
+    assert tool.stage_overrides('yolov5') == {}
+
+
+def test_detector_overrides_refuse_a_config_that_changes_the_recipe(
+        tmp_path):
+    base = osp.join(REPO, 'configs', 'ssda_yolov5n_fog_shapes.py')
+    changed = tmp_path / 'changed.py'
+    changed.write_text(f"_base_ = {base!r}\ntrain_cfg = dict(max_iters=5)\n")
+    with pytest.raises(ValueError, match=r"changes \['train_cfg'\]"):
+        detector_overrides(str(changed), base)
+
+
+def test_demo_comparison_with_another_detector(tool, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from mmssda.datasets import generate_fog_shapes
+    data_root = 'data/fog_shapes/'
+    generate_fog_shapes(
+        data_root, seed=0, num_source=4, num_target=4, num_val=2,
+        img_size=96)
+    monkeypatch.setattr(tool, 'setup', lambda: data_root)
+    work_dir = str(tmp_path / 'yolov8')
+    tool.main([
+        '--detector', 'yolov8', '--seeds', '0', '--burn-in-iters', '2',
+        '--adapt-iters', '2', '--evals', '1', '--last-k', '1',
+        '--work-dir', work_dir, '--cfg-options',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False'
+    ])
+    with open(osp.join(work_dir, 'results.json')) as f:
+        results = json.load(f)
+    assert set(results['per_seed']) == {'0'}
+    assert results['settings']['detector'] == 'yolov8'
+    seed_dir = osp.join(work_dir, 'seed_0')
+    assert osp.isfile(osp.join(seed_dir, 'pseudo_labels.png'))
+    # every stage trained (and saved) YOLOv8, with the run's options
+    for stage in ('burn_in', 'source_only', 'ssda', 'oracle'):
+        (dumped, ) = [
+            f for f in os.listdir(osp.join(seed_dir, stage))
+            if f.endswith('.py')
+        ]
+        cfg = Config.fromfile(osp.join(seed_dir, stage, dumped))
+        assert cfg.model.detector.bbox_head.type == 'YOLOv8Head', stage
+        assert cfg.train_dataloader.num_workers == 0
+    assert tool.parse_args(['--detector', 'rtmdet']).work_dir == \
+        'work_dirs/demo_benchmark_rtmdet'

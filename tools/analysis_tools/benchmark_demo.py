@@ -10,7 +10,8 @@ Comparison mode: each seed runs the four stages of ``tools/demo.py``
 (burn-in, source-only, SSDA, oracle) on the same generated data set, in
 ``--work-dir/seed_<k>``; the per-seed tables, their mean and the per-seed
 SSDA - source-only differences go to ``--work-dir/results.json`` and
-``results.md``. About 12 minutes a seed on 2 CPU cores.
+``results.md``. About 12 minutes a seed on 2 CPU cores. Finished stages
+are kept (``result.json``): rerunning the same command resumes.
 
 Ablation mode (``--ablation``): per seed one burn-in, then every variant of
 :data:`VARIANTS` (the demo's SSDA config with the variant's overrides merged
@@ -35,7 +36,7 @@ from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from demo import (CONFIGS, FAKE_SETTINGS, add_protocol_args,  # noqa: E402
-                  setup, stage_configs)
+                  setup, stage_configs, stage_overrides)
 
 from mmssda.apis import (aggregate_variants, format_ablation,  # noqa: E402
                          merge_overrides, paired_differences, prepare_data,
@@ -150,8 +151,8 @@ def parse_args(argv=None):
         nargs='+',
         action=DictAction,
         default={},
-        help='ablation: settings merged into every run\'s config (the '
-        'burn-in\'s too), as in tools/train.py')
+        help='settings merged into every run\'s config (the burn-in\'s '
+        'too), as in tools/train.py')
     parser.add_argument(
         '--keep-checkpoints',
         action='store_true',
@@ -162,6 +163,8 @@ def parse_args(argv=None):
             else 'work_dirs/demo_benchmark'
         if args.fakes != 'translated':
             args.work_dir += f'_fakes-{args.fakes}'
+        if args.detector != 'yolov5':
+            args.work_dir += f'_{args.detector}'
     known = ablation_variants(args.fakes)
     unknown = set(args.variants or []) - set(known) - {BEST}
     if unknown:
@@ -237,10 +240,17 @@ def format_results(per_seed: dict, agg: dict) -> str:
     return '\n'.join(lines)
 
 
+def run_overrides(args) -> dict:
+    """What every run merges into its config: the ``--detector``'s model,
+    then ``--cfg-options``."""
+    return merge_overrides(stage_overrides(args.detector), args.cfg_options)
+
+
 def run_seeds(args, work_dir: str, data_root: str) -> None:
     """Comparison mode (see the module doc)."""
     per_seed = {}
     configs = stage_configs(args.fakes)
+    overrides = run_overrides(args)
     for seed in args.seeds:
         start = time.perf_counter()
         seed_dir = osp.join(work_dir, f'seed_{seed}')
@@ -252,14 +262,17 @@ def run_seeds(args, work_dir: str, data_root: str) -> None:
             args.adapt_iters,
             args.evals,
             continue_schedule=not args.restart_schedule,
-            burn_in_evals=args.burn_in_evals)
+            burn_in_evals=args.burn_in_evals,
+            reuse=True,
+            overrides=overrides)
         per_seed[seed] = write_report(
             runs,
             configs['ssda'],
             seed_dir,
             data_root,
             meta=dict(seed=seed, minutes=(time.perf_counter() - start) / 60),
-            last_k=args.last_k)
+            last_k=args.last_k,
+            overrides=overrides)
     agg = aggregate(per_seed)
     text = format_results(per_seed, agg)
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
@@ -338,7 +351,7 @@ def run_ablation_mode(args, work_dir: str) -> dict:
         last_k=args.last_k,
         keep_checkpoints=args.keep_checkpoints,
         on_result=write,
-        overrides=args.cfg_options)
+        overrides=run_overrides(args))
     results = run_ablation(config, BURN_IN_CONFIG, variants, **common)
     if BEST in names:
         agg = aggregate_variants(results)
