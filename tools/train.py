@@ -8,6 +8,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -129,11 +130,28 @@ def amp_optim_wrapper(optim_wrapper: dict) -> dict:
     return optim_wrapper
 
 
+def check_cpu_amp(cfg: Config) -> None:
+    """Refuse what cannot run under bfloat16 autocast on the CPU (``--amp``
+    without a GPU): a two-stage detector (``model.detector.rpn_head``),
+    whose RPN runs mmcv's CPU ``nms`` on bfloat16 scores (it takes float32
+    only)."""
+    model = cfg.get('model', {})
+    detector = model.get('detector', model)
+    if 'rpn_head' in detector:
+        raise ValueError(
+            '`--amp` without a GPU autocasts to bfloat16, and a two-stage '
+            'detector (model.detector.rpn_head) then fails in mmcv\'s CPU '
+            'nms, which takes float32 only; train it without --amp on the '
+            'CPU, or with --amp on a GPU.')
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line's choices to the config."""
     cfg = apply_common_args(cfg, args)
     if args.amp:
         cfg.optim_wrapper = amp_optim_wrapper(cfg.optim_wrapper)
+        if not torch.cuda.is_available():
+            check_cpu_amp(cfg)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
