@@ -8,19 +8,12 @@
 # not available (TwoStageHeadAdapter, docs/detectors.md).
 _base_ = './_base_/datasets/city2foggy_yolo_txt.py'
 # Modules are not config keys (MMEngine drops them).
-import mmengine.hub as mmengine_hub  # noqa: E402
 import mmssda.utils as mmssda_utils  # noqa: E402
 
-_detector_base = mmengine_hub.get_config(
+# mmdet's own preprocessor, the detector in mmdet's scope, the backbone's
+# ImageNet init dropped (mmssda.utils.zoo_detector)
+detector, data_preprocessor = mmssda_utils.zoo_detector(
     'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
-data_preprocessor = dict(
-    _detector_base.model.data_preprocessor, type='mmdet.DetDataPreprocessor')
-detector = dict(_detector_base.model, _delete_=True, _scope_='mmdet')
-detector.update(
-    data_preprocessor=data_preprocessor,
-    # the COCO weights below replace the ImageNet backbone init
-    backbone=dict(detector['backbone'], init_cfg=None))
-del _detector_base
 
 # mmdet's COCO-pretrained Faster R-CNN R50-FPN (1x schedule).
 load_from = mmssda_utils.MMYOLO_COCO_CHECKPOINTS['faster_rcnn_r50_fpn']

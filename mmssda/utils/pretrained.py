@@ -44,9 +44,17 @@ MMYOLO_COCO_CHECKPOINTS = dict(
     'yolov6_s_syncbn_fast_8xb32-400e_coco_20221102_203035-932e1d91.pth',
     yolov7_tiny=_MMYOLO + 'yolov7/yolov7_tiny_syncbn_fast_8x16b-300e_coco/'
     'yolov7_tiny_syncbn_fast_8x16b-300e_coco_20221126_102719-0ee5bbdf.pth',
+    ppyoloe_plus_s=_MMYOLO + 'ppyoloe/ppyoloe_plus_s_fast_8xb8-80e_coco/'
+    'ppyoloe_plus_s_fast_8xb8-80e_coco_20230101_154052-9fee7619.pth',
     faster_rcnn_r50_fpn='https://download.openmmlab.com/mmdetection/v2.0/'
     'faster_rcnn/faster_rcnn_r50_fpn_1x_coco/'
-    'faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth')
+    'faster_rcnn_r50_fpn_1x_coco_20200130-047c8118.pth',
+    retinanet_r50_fpn='https://download.openmmlab.com/mmdetection/v2.0/'
+    'retinanet/retinanet_r50_fpn_1x_coco/'
+    'retinanet_r50_fpn_1x_coco_20200130-c2398f9e.pth',
+    fcos_r50_caffe_fpn_gn_head='https://download.openmmlab.com/mmdetection/'
+    'v2.0/fcos/fcos_r50_caffe_fpn_gn-head_1x_coco/'
+    'fcos_r50_caffe_fpn_gn-head_1x_coco-821213aa.pth')
 
 
 class PretrainedWeightsError(RuntimeError):

@@ -76,10 +76,23 @@ SHRINK_RESNET_TWO_STAGE = {
 }
 
 
+#: mmdet's ResNet-FPN one-stage detectors (RetinaNet, FCOS): the same
+#: backbone and FPN, a 32-channel head.
+SHRINK_RESNET_ONE_STAGE = {
+    'model.detector.backbone.depth': 18,
+    'model.detector.neck.in_channels': [64, 128, 256, 512],
+    'model.detector.neck.out_channels': 32,
+    'model.detector.bbox_head.in_channels': 32,
+    'model.detector.bbox_head.feat_channels': 32,
+}
+
+
 def shrink(cfg):
     """The shrink keys for the config's detector."""
     if 'roi_head' in cfg.model.detector:
         return SHRINK_RESNET_TWO_STAGE
+    if 'depth' in cfg.model.detector.backbone:
+        return SHRINK_RESNET_ONE_STAGE
     return SHRINK
 
 

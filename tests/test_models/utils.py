@@ -123,5 +123,7 @@ def four_stream_batch(seed=0, target_labels=None, batch=2):
 
 
 def total(losses):
-    """What MMEngine's parse_losses sums: values of keys containing loss."""
-    return sum(v.sum() for k, v in losses.items() if 'loss' in k)
+    """What MMEngine's parse_losses sums: of each key containing loss, a
+    tensor's mean, a list's (one tensor per level) sum of means."""
+    return sum((sum(x.mean() for x in v) if isinstance(v, list) else v.mean())
+               for k, v in losses.items() if 'loss' in k)

@@ -1,9 +1,9 @@
 """SSDADetector around every head family: mmyolo's YOLOv6, YOLOv7, YOLOv8,
 YOLOX, RTMDet and PPYOLOE+, mmdet's RetinaNet, FCOS and Faster R-CNN.
 
-Each detector is the one of its shipped config (configs/ssda_*.py) or of
-its own mmyolo/mmdet base config, shrunk (deepen 0.33, widen 0.125;
-ResNet-18 with 32-channel FPN) to 2 classes, on 128 px batches of two
+Each detector is the one of its shipped config (configs/ssda_*.py),
+shrunk (deepen 0.33, widen 0.125; ResNet-18 with 32-channel FPN) to 2
+classes, on 128 px batches of two
 pairs. Per detector: a training step with distillation active and
 pseudo-labels produced (score_thr 0 on the untrained model), finite
 losses summed as MMEngine sums them, the teacher moved by
@@ -18,8 +18,7 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config, ConfigDict
-from mmengine.hub import get_config
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import DefaultScope
@@ -33,13 +32,13 @@ from mmssda.models.head_adapters import (BaseHeadAdapter,
                                          TwoStageHeadAdapter, YOLOXHeadAdapter,
                                          build_head_adapter)
 from mmssda.registry import MODELS
-from tests.test_models.utils import REPO, data_sample
+from tests.test_models.utils import REPO, data_sample, total
 
 sys.path.insert(0, osp.join(REPO, 'tools', 'model_converters'))
 import extract_detector  # noqa: E402
 
 SIZE = 128
-#: name -> (shipped config or mmyolo/mmdet base config, expected adapter)
+#: name -> (shipped config, expected adapter)
 DETECTORS = {
     'yolov6': ('configs/ssda_yolov6_s_city2foggy.py', EpochSwitchHeadAdapter),
     'yolov7': ('configs/ssda_yolov7_tiny_city2foggy.py',
@@ -47,11 +46,11 @@ DETECTORS = {
     'yolov8': ('configs/ssda_yolov8s_city2foggy.py', ClassScoreHeadAdapter),
     'yolox': ('configs/ssda_yolox_s_city2foggy.py', YOLOXHeadAdapter),
     'rtmdet': ('configs/ssda_rtmdet_s_city2foggy.py', ClassScoreHeadAdapter),
-    'ppyoloe': ('mmyolo::ppyoloe/ppyoloe_plus_s_fast_8xb8-80e_coco.py',
+    'ppyoloe': ('configs/ssda_ppyoloe_plus_s_city2foggy.py',
                 EpochSwitchHeadAdapter),
-    'retinanet': ('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+    'retinanet': ('configs/ssda_retinanet_r50_fpn_city2foggy.py',
                   ClassScoreHeadAdapter),
-    'fcos': ('mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+    'fcos': ('configs/ssda_fcos_r50-caffe_fpn_gn-head_city2foggy.py',
              CenternessHeadAdapter),
     'faster_rcnn': ('configs/ssda_faster-rcnn_r50_fpn_city2foggy.py',
                     TwoStageHeadAdapter),
@@ -90,23 +89,8 @@ def shrink_resnet(detector):
 def tiny_model_cfg(name):
     """The SSDADetector config of ``name``, shrunk, 2 classes."""
     path, _ = DETECTORS[name]
-    if path.startswith('configs/'):
-        cfg = Config.fromfile(osp.join(REPO, path)).model
-        detector = cfg.detector
-    else:
-        detector = get_config(path).model
-        detector.data_preprocessor = dict(
-            detector.data_preprocessor, type='mmdet.DetDataPreprocessor')
-        detector.data_preprocessor.pop('batch_augments', None)
-        if path.startswith('mmdet::'):
-            detector['_scope_'] = 'mmdet'
-        cfg = ConfigDict(
-            type='SSDADetector',
-            data_preprocessor=dict(
-                type='mmdet.MultiBranchDataPreprocessor',
-                data_preprocessor=detector.data_preprocessor))
-        if name == 'ppyoloe':
-            cfg.semi_train_cfg = dict(iters_per_epoch=10)
+    cfg = Config.fromfile(osp.join(REPO, path)).model
+    detector = cfg.detector
     if 'depth' in detector.backbone:
         shrink_resnet(detector)
     else:
@@ -167,12 +151,6 @@ def preprocess(model, inputs, samples):
     return data['inputs'], data['data_samples']
 
 
-def total(losses):
-    """What MMEngine's parse_losses sums."""
-    return sum((sum(x.mean() for x in v) if isinstance(v, list) else v.mean())
-               for k, v in losses.items() if 'loss' in k)
-
-
 @pytest.fixture(autouse=True)
 def message_hub_iter():
     hub = MessageHub.get_current_instance()
@@ -202,8 +180,10 @@ def test_trains_predicts_and_exports(name, tmp_path):
                   if k.startswith('source_real.')})
     fake = total({k: v for k, v in losses.items()
                   if k.startswith('source_fake.')})
-    torch.testing.assert_close(losses['consistency.loss'],
-                               2.0 * (real - fake)**2)
+    torch.testing.assert_close(
+        losses['consistency.loss'],
+        model.consistency_loss.effective_weight(real, fake) *
+        (real - fake)**2)
     loss.backward()
     params = [p for p in model.student.parameters() if p.grad is not None]
     assert params
@@ -381,3 +361,39 @@ def test_two_stage_pseudo_labels_use_the_pseudo_label_cfg():
         assert (scores > PSEUDO['score_thr']).all()
         assert scores.max() == top
     assert 'pred_instances' not in samples['target_fake'][0]
+
+
+def test_consistency_logs_stream_weights_and_warns_once_when_negative(
+        monkeypatch):
+    import mmssda.models.detectors.ssda_detector as module
+    messages = []
+    monkeypatch.setattr(module, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    # the paper's term (the shipped YOLOv8 config measures it in YOLOv5's
+    # units)
+    model = build(
+        'yolov8',
+        consistency_loss=dict(
+            type='ConsistencyLoss', reference_loss=None, pull='both'))
+    # YOLOv8-sized totals after a source-only burn-in: the paper's term
+    # (alpha 2) trains the student to do worse on source-real
+    real, fake = torch.tensor(36.), torch.tensor(62.)
+    losses = model.loss_by_consistency(real, fake)
+    assert losses['consistency.real_weight'].item() == pytest.approx(
+        1 - 4 * 26)
+    assert losses['consistency.fake_weight'].item() == pytest.approx(
+        1 + 4 * 26)
+    assert len(messages) == 1
+    assert 'real_weight -103.00' in messages[0]
+    assert 'model.consistency_loss.reference_loss' in messages[0]
+    model.loss_by_consistency(real, fake)
+    assert len(messages) == 1  # once
+    # in YOLOv5's units and pulling the worse loss only: no warning
+    model = build(
+        'yolov8',
+        consistency_loss=dict(
+            type='ConsistencyLoss', reference_loss=1.1, pull='worse'))
+    losses = model.loss_by_consistency(real, fake)
+    assert losses['consistency.real_weight'].item() == 1.0
+    assert 1 < losses['consistency.fake_weight'].item() < 5
+    assert len(messages) == 1
