@@ -848,9 +848,11 @@ def detector_overrides(config: str, base: str) -> dict:
         and cfg.get(key) != base_cfg.get(key))
     removed = sorted(set(base_model) - set(model))
     if outside or removed:
-        raise ValueError(
-            f'{config} is not {base} with another detector: it changes '
-            f'{outside} and removes model.{removed}')
+        what = [f'changes {", ".join(outside)}'] if outside else []
+        what += [f'removes model.{", model.".join(removed)}'] if removed \
+            else []
+        raise ValueError(f'{config} is not {base} with another detector: '
+                         f'it {" and ".join(what)}')
     overrides = {
         key: dict(model[key], _delete_=True)
         for key in DETECTOR_KEYS
@@ -864,13 +866,14 @@ def detector_overrides(config: str, base: str) -> dict:
 def drop_disabled(overrides: dict, cfg: dict) -> dict:
     """``overrides`` without the settings of parts ``cfg`` turns off: a
     dict merged into a None entry (e.g. ``consistency_loss`` of a
-    source-only stage) that is not a whole part (no ``type``)."""
+    source-only stage) that is not a whole part (no ``type``). A
+    replacement (``_delete_``) is kept whole."""
     kept = {}
     for key, value in overrides.items():
         if isinstance(value, dict) and key in cfg:
             if cfg[key] is None and 'type' not in value:
                 continue
-            if isinstance(cfg[key], dict):
+            if isinstance(cfg[key], dict) and not value.get('_delete_'):
                 value = drop_disabled(value, cfg[key])
         kept[key] = value
     return kept

@@ -14,7 +14,7 @@ from mmssda.apis import (aggregate_variants, eval_statistics, format_ablation,
                          prepare_data, pseudo_label_sweep, run_comparison,
                          select_best, summarize, variant_statistics,
                          write_report)
-from mmssda.apis.adaptation_benchmark import stage_config
+from mmssda.apis.adaptation_benchmark import drop_disabled, stage_config
 from mmssda.engine.hooks.yolov5_iter_param_scheduler_hook import cosine_fn
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -335,3 +335,25 @@ def test_pseudo_label_picture_draws_candidates_below_threshold(
         f'thin: 1 more >= {score_thr / 2:.2f}'
     ]
     assert thin == [False, True]
+
+
+def test_drop_disabled_keeps_a_turned_off_part_off():
+    cfg = dict(
+        model=dict(
+            consistency_loss=None,
+            distill_loss=dict(type='PseudoLabelDistillLoss', loss_weight=1.),
+            detector=dict(init_cfg=None, type='YOLODetector')))
+    overrides = dict(
+        model=dict(
+            # a setting of a part the config turns off: dropped
+            consistency_loss=dict(reference_loss=1.1),
+            distill_loss=dict(loss_weight=0.5),
+            # a replacement is kept whole, its None entries included
+            detector=dict(_delete_=True, type='X', init_cfg=dict(a=1))))
+    assert drop_disabled(overrides, cfg) == dict(
+        model=dict(
+            distill_loss=dict(loss_weight=0.5),
+            detector=dict(_delete_=True, type='X', init_cfg=dict(a=1))))
+    # a whole part (with its type) turns it on
+    whole = dict(model=dict(consistency_loss=dict(type='ConsistencyLoss')))
+    assert drop_disabled(whole, cfg) == whole

@@ -219,7 +219,7 @@ def test_detector_overrides_refuse_a_config_that_changes_the_recipe(
     base = osp.join(REPO, 'configs', 'ssda_yolov5n_fog_shapes.py')
     changed = tmp_path / 'changed.py'
     changed.write_text(f"_base_ = {base!r}\ntrain_cfg = dict(max_iters=5)\n")
-    with pytest.raises(ValueError, match=r"changes \['train_cfg'\]"):
+    with pytest.raises(ValueError, match='it changes train_cfg$'):
         detector_overrides(str(changed), base)
 
 
