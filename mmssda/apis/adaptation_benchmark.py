@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner, load_checkpoint
 
 from mmssda.datasets import generate_fog_shapes
@@ -570,8 +571,12 @@ def _target_images(data_root: str, num_images: Optional[int]) -> tuple:
 
 def _load_teacher(cfg: Config, checkpoint: str, score_thr: float,
                   teacher_from_student: bool):
-    """SSDADetector from ``checkpoint`` with pseudo-label ``score_thr``."""
-    model = MODELS.build(cfg.model)
+    """SSDADetector from ``checkpoint`` with pseudo-label ``score_thr``,
+    built in the config's scope whatever the current default scope is (no
+    runner set it when every stage was reused)."""
+    with DefaultScope.overwrite_default_scope(
+            cfg.get('default_scope', 'mmssda')):
+        model = MODELS.build(cfg.model)
     model.semi_train_cfg.pseudo_label_cfg.score_thr = score_thr
     load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     if teacher_from_student:

@@ -232,13 +232,14 @@ def test_demo_comparison_with_another_detector(tool, tmp_path, monkeypatch):
         img_size=96)
     monkeypatch.setattr(tool, 'setup', lambda: data_root)
     work_dir = str(tmp_path / 'yolov8')
-    tool.main([
+    argv = [
         '--detector', 'yolov8', '--seeds', '0', '--burn-in-iters', '2',
         '--adapt-iters', '2', '--evals', '1', '--last-k', '1',
         '--work-dir', work_dir, '--cfg-options',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False'
-    ])
+    ]
+    tool.main(argv)
     with open(osp.join(work_dir, 'results.json')) as f:
         results = json.load(f)
     assert set(results['per_seed']) == {'0'}
@@ -254,5 +255,12 @@ def test_demo_comparison_with_another_detector(tool, tmp_path, monkeypatch):
         cfg = Config.fromfile(osp.join(seed_dir, stage, dumped))
         assert cfg.model.detector.bbox_head.type == 'YOLOv8Head', stage
         assert cfg.train_dataloader.num_workers == 0
+    # rerunning resumes: nothing trains again, and the report's teacher
+    # builds in the recipe's scope though no runner set it
+    result_file = osp.join(seed_dir, 'ssda', 'result.json')
+    before = os.stat(result_file).st_mtime_ns
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        tool.main(argv)
+    assert os.stat(result_file).st_mtime_ns == before
     assert tool.parse_args(['--detector', 'rtmdet']).work_dir == \
         'work_dirs/demo_benchmark_rtmdet'
