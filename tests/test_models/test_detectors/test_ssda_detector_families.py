@@ -375,8 +375,8 @@ def test_consistency_logs_stream_weights_and_warns_once_when_negative(
         'yolov8',
         consistency_loss=dict(
             type='ConsistencyLoss', reference_loss=None, pull='both'))
-    # YOLOv8-sized totals after a source-only burn-in: the paper's term
-    # (alpha 2) trains the student to do worse on source-real
+    # YOLOv8-sized totals 26 apart: the paper's term (alpha 2) trains the
+    # student to do worse on source-real
     real, fake = torch.tensor(36.), torch.tensor(62.)
     losses = model.loss_by_consistency(real, fake)
     assert losses['consistency.real_weight'].item() == pytest.approx(

@@ -47,8 +47,8 @@ def grads(loss, real_value, fake_value):
 
 
 def test_stream_weights_are_the_net_gradient_weights():
-    # a gap of 26 (YOLOv8's source-real and source-fake totals after a
-    # source-only burn-in on the demo): the paper's term pushes the smaller
+    # YOLOv8-sized totals 26 apart (YOLOv8-n's on the demo after 20 SSDA
+    # iterations with the paper's term): that term pushes the smaller
     # source-real loss up, its net weight is negative
     for cfg in (dict(), dict(pull='worse'), dict(reference_loss=1.1),
                 dict(reference_loss=1.1, pull='worse')):
