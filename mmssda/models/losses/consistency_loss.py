@@ -16,7 +16,7 @@ class ConsistencyLoss(nn.Module):
     its translation to the target style: with ``L_sr`` and ``L_sf`` the total
     detection losses on source-real and source-fake,
     ``L_c = loss_weight / W * (L_sr - L_sf) ** 2`` on ``W`` processes.
-    Gradients flow into both.
+    Gradients flow into both (``pull='both'``, below).
 
     Why ``/ W``: SSDA-YOLO squares the per-process losses ``l`` (each
     scaled by the per-process batch size) and multiplies the whole total
@@ -38,8 +38,9 @@ class ConsistencyLoss(nn.Module):
       head with ``k`` times larger losses (YOLOv8's are about 30 times
       YOLOv5's). With ``reference_loss`` the term is
       ``alpha / W * (L_sr - L_sf) ** 2 * reference_loss / m``, ``m`` the
-      detached mean of ``L_sr`` and ``L_sf``: its weight relative to the
-      detection losses no longer depends on the head.
+      detached per-process mean of ``L_sr`` and ``L_sf``
+      (``(L_sr + L_sf) / (2 * W)``): its weight relative to the detection
+      losses no longer depends on the head, nor on ``W``.
     - ``pull``: ``'both'`` (the paper): gradients flow into both totals, so
       the *smaller* loss is pushed up as much as the larger one is pulled
       down. Its net gradient weight is ``1 - 2 * alpha' * |L_sr - L_sf|``
@@ -88,11 +89,14 @@ class ConsistencyLoss(nn.Module):
 
     def effective_weight(self, real_loss: Tensor,
                          fake_loss: Tensor) -> Tensor:
-        """``alpha / W``, times ``reference_loss / m`` when set (a detached
-        scalar tensor)."""
-        weight = real_loss.new_tensor(self.loss_weight / get_world_size())
+        """``alpha / W``, times ``reference_loss / m`` when set (``m`` the
+        per-process mean of the two losses; a detached scalar tensor)."""
+        world_size = get_world_size()
+        weight = real_loss.new_tensor(self.loss_weight / world_size)
         if self.reference_loss is not None:
-            mean = (real_loss.detach().sum() + fake_loss.detach().sum()) / 2
+            # per process, as reference_loss: mmyolo's losses are W * l
+            mean = (real_loss.detach().sum() +
+                    fake_loss.detach().sum()) / (2 * world_size)
             weight = weight * self.reference_loss / mean.clamp(min=1e-12)
         return weight
 

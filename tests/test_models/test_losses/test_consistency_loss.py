@@ -92,3 +92,17 @@ def test_reference_loss_makes_the_weight_independent_of_the_loss_scale():
         MODELS.build(dict(type='ConsistencyLoss', reference_loss=0))
     with pytest.raises(ValueError, match='pull'):
         MODELS.build(dict(type='ConsistencyLoss', pull='one'))
+
+
+@pytest.mark.parametrize('world_size', [2, 8])
+def test_reference_loss_scales_with_the_world_size_like_the_losses(
+        monkeypatch, world_size):
+    # mmyolo's losses on W processes are W * l: the term must grow like
+    # them (W times the one-process term), as the paper's term does
+    loss = MODELS.build(dict(type='ConsistencyLoss', reference_loss=1.1))
+    l_sr, l_sf = torch.tensor([1.0]), torch.tensor([1.3])
+    one = loss(l_sr, l_sf).item()
+    monkeypatch.setattr('mmssda.models.losses.consistency_loss.'
+                        'get_world_size', lambda: world_size)
+    assert loss(world_size * l_sr, world_size * l_sf).item() == \
+        pytest.approx(world_size * one)
