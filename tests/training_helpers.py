@@ -1,6 +1,7 @@
 """Helpers shared by the training tests: checkpoint comparison, tiny runs
 in-process and through ``tools/train.py`` in subprocesses (2-process gloo
 runs included)."""
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,6 +11,7 @@ import textwrap
 
 import torch
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 from tests.conftest import CONFIG_DIR
 
@@ -18,6 +20,22 @@ TRAIN = osp.join(REPO, 'tools', 'train.py')
 #: The SSDA-YOLO fog_shapes recipe shrunk for CPU tests (reads
 #: data/fog_shapes relative to the working directory).
 TINY_SSDA = osp.join(CONFIG_DIR, 'tiny_ssda_fog_shapes.py')
+
+
+def load_train_tool():
+    """``tools/train.py`` as a module (its ``parse_args``, ``merge_args``,
+    ``main``)."""
+    spec = importlib.util.spec_from_file_location('mmssda_train_tool', TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train(cfg):
+    """Build a runner from ``cfg``, train it, return it."""
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
 
 
 def omit_config_text(monkeypatch):

@@ -62,28 +62,26 @@ SHRINK = {
     f'model.detector.{part}.widen_factor': WIDEN
     for part in ('backbone', 'neck', 'bbox_head.head_module')
 }
-#: mmdet's ResNet-FPN two-stage detectors: ResNet-18, 32-channel FPN and
-#: heads.
-SHRINK_RESNET_TWO_STAGE = {
+#: mmdet's ResNet-FPN detectors: ResNet-18 and a 32-channel FPN...
+SHRINK_RESNET_FPN = {
     'model.detector.backbone.depth': 18,
     'model.detector.neck.in_channels': [64, 128, 256, 512],
     'model.detector.neck.out_channels': 32,
+}
+#: ...with 32-channel dense heads (RetinaNet, FCOS)...
+SHRINK_RESNET_ONE_STAGE = {
+    **SHRINK_RESNET_FPN,
+    'model.detector.bbox_head.in_channels': 32,
+    'model.detector.bbox_head.feat_channels': 32,
+}
+#: ...or RPN and RoI heads (two-stage).
+SHRINK_RESNET_TWO_STAGE = {
+    **SHRINK_RESNET_FPN,
     'model.detector.rpn_head.in_channels': 32,
     'model.detector.rpn_head.feat_channels': 32,
     'model.detector.roi_head.bbox_roi_extractor.out_channels': 32,
     'model.detector.roi_head.bbox_head.in_channels': 32,
     'model.detector.roi_head.bbox_head.fc_out_channels': 64,
-}
-
-
-#: mmdet's ResNet-FPN one-stage detectors (RetinaNet, FCOS): the same
-#: backbone and FPN, a 32-channel head.
-SHRINK_RESNET_ONE_STAGE = {
-    'model.detector.backbone.depth': 18,
-    'model.detector.neck.in_channels': [64, 128, 256, 512],
-    'model.detector.neck.out_channels': 32,
-    'model.detector.bbox_head.in_channels': 32,
-    'model.detector.bbox_head.feat_channels': 32,
 }
 
 

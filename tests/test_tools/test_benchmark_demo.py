@@ -81,16 +81,21 @@ def test_unknown_variant_is_named(tool, capsys):
     assert "unknown ['papr']" in capsys.readouterr().err
 
 
-def test_tiny_ablation_runs_resumes_and_combines_the_best(
-        tool, tmp_path, monkeypatch):
+def demo_data(tool, tmp_path, monkeypatch, num_images, num_val):
+    """A tiny fog_shapes set in ``tmp_path`` that the tool uses instead of
+    the repository's (its setup() moves there)."""
     monkeypatch.chdir(tmp_path)
     from mmssda.datasets import generate_fog_shapes
     data_root = 'data/fog_shapes/'
     generate_fog_shapes(
-        data_root, seed=0, num_source=6, num_target=6, num_val=4,
-        img_size=96)
-    # the tool's setup() moves to the repository's data set
+        data_root, seed=0, num_source=num_images, num_target=num_images,
+        num_val=num_val, img_size=96)
     monkeypatch.setattr(tool, 'setup', lambda: data_root)
+
+
+def test_tiny_ablation_runs_resumes_and_combines_the_best(
+        tool, tmp_path, monkeypatch):
+    demo_data(tool, tmp_path, monkeypatch, num_images=6, num_val=4)
     monkeypatch.setattr(tool, 'BEST_CANDIDATES', ['consistency'])
     work_dir = str(tmp_path / 'ablation')
     argv = [
@@ -224,13 +229,7 @@ def test_detector_overrides_refuse_a_config_that_changes_the_recipe(
 
 
 def test_demo_comparison_with_another_detector(tool, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    from mmssda.datasets import generate_fog_shapes
-    data_root = 'data/fog_shapes/'
-    generate_fog_shapes(
-        data_root, seed=0, num_source=4, num_target=4, num_val=2,
-        img_size=96)
-    monkeypatch.setattr(tool, 'setup', lambda: data_root)
+    demo_data(tool, tmp_path, monkeypatch, num_images=4, num_val=2)
     work_dir = str(tmp_path / 'yolov8')
     argv = [
         '--detector', 'yolov8', '--seeds', '0', '--burn-in-iters', '2',

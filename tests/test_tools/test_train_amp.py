@@ -1,7 +1,6 @@
 """tools/train.py --amp on the shipped recipe's wrapper:
 ``NonFiniteSkipOptimWrapper`` becomes its AMP variant; on the CPU the
 student trains under bfloat16 autocast."""
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -9,16 +8,9 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from tests.training_helpers import (REPO, TINY_SSDA, load_checkpoint,
-                                    make_fog_shapes, omit_config_text)
-
-
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmssda_train_tool', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.training_helpers import (TINY_SSDA, load_checkpoint,
+                                    load_train_tool, make_fog_shapes,
+                                    omit_config_text)
 
 
 def merged(wrapper_type, **extra):

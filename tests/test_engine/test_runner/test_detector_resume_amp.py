@@ -12,20 +12,18 @@ checkpoint: student, teacher, student-EMA, optimizer and random states at
 iteration 4 must equal the uninterrupted run's exactly.
 """
 import copy
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from tests.test_models.test_detectors.test_ssda_detector_families import (
     DETECTORS, set_num_classes, tiny_model_cfg)
-from tests.training_helpers import (REPO, TINY_SSDA, load_checkpoint,
-                                    make_fog_shapes, omit_config_text,
-                                    tensors_equal)
+from tests.training_helpers import (TINY_SSDA, load_checkpoint,
+                                    load_train_tool, make_fog_shapes,
+                                    omit_config_text, tensors_equal, train)
 
 MAX_ITERS = 4
 
@@ -37,12 +35,9 @@ NO_CPU_AMP = ('faster_rcnn', )
 
 def merge_amp(cfg):
     """``cfg`` as ``tools/train.py --amp`` merges it."""
-    spec = importlib.util.spec_from_file_location(
-        'mmssda_train_tool', osp.join(REPO, 'tools', 'train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    args = train.parse_args(['config.py', '--amp', '--work-dir', 'w'])
-    return train.merge_args(cfg, args)
+    tool = load_train_tool()
+    args = tool.parse_args(['config.py', '--amp', '--work-dir', 'w'])
+    return tool.merge_args(cfg, args)
 
 
 def detector_cfg(name, work_dir, resume_from=None):
@@ -69,12 +64,6 @@ def detector_cfg(name, work_dir, resume_from=None):
         cfg.resume = True
         cfg.load_from = resume_from
     return cfg
-
-
-def train(cfg):
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
 
 
 @pytest.mark.skipif(torch.cuda.is_available(),

@@ -17,11 +17,10 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from tests.training_helpers import (TINY_SSDA, load_checkpoint,
                                     make_fog_shapes, omit_config_text,
-                                    tensors_equal)
+                                    tensors_equal, train)
 
 MAX_ITERS = 4
 #: Runtime info that must survive the resume (time- and path-dependent
@@ -41,12 +40,6 @@ def ssda_cfg(work_dir, name, resume_from=None):
         cfg.resume = True
         cfg.load_from = resume_from
     return cfg
-
-
-def train(cfg):
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    return runner
 
 
 @pytest.fixture(scope='module')
