@@ -146,11 +146,7 @@ def stage_config(config: str,
     if iters < 1 or evals < 1:
         raise ValueError(f'stage_config: iters ({iters}) and evals '
                          f'({evals}) must be >= 1')
-    cfg = Config.fromfile(config)
-    if overrides:
-        cfg.merge_from_dict(
-            drop_disabled(
-                merge_overrides(overrides), cfg.to_dict()))
+    cfg = merge_stage_overrides(Config.fromfile(config), overrides)
     end = start_iter + iters
     cfg.work_dir = osp.join(work_dir, stage)
     cfg.load_from = resume_from or load_from
@@ -785,10 +781,7 @@ def write_report(runs: Dict[str, dict],
         dict: The summary (see :func:`summarize`) with ``meta``.
     """
     summary = summarize(runs, last_k)
-    ssda_cfg = Config.fromfile(ssda_config)
-    if overrides:
-        ssda_cfg.merge_from_dict(
-            drop_disabled(merge_overrides(overrides), ssda_cfg.to_dict()))
+    ssda_cfg = merge_stage_overrides(Config.fromfile(ssda_config), overrides)
     summary.update(meta or {})
     table = format_table(summary)
     plot_curves(runs, osp.join(work_dir, 'curves.png'))
@@ -882,6 +875,17 @@ def drop_disabled(overrides: dict, cfg: dict) -> dict:
                 value = drop_disabled(value, cfg[key])
         kept[key] = value
     return kept
+
+
+def merge_stage_overrides(cfg: Config,
+                          overrides: Optional[dict]) -> Config:
+    """Merge ``overrides`` (nested or dotted keys) into ``cfg`` in place,
+    except the settings of parts ``cfg`` turns off
+    (:func:`drop_disabled`); return ``cfg``."""
+    if overrides:
+        cfg.merge_from_dict(
+            drop_disabled(merge_overrides(overrides), cfg.to_dict()))
+    return cfg
 
 
 def merge_overrides(*overrides: Optional[dict]) -> dict:
