@@ -17,6 +17,10 @@ class StudentOptimizerConstructor(YOLOv5OptimizerConstructor):
     scaled by ``batch_size_per_gpu * world_size * accumulate / 64`` as in
     YOLOv5. A model without a student (a plain detector) is used whole.
 
+    The norm-weight and bias groups get no weight decay whatever the
+    optimizer: the parent leaves them at the optimizer's default, which is 0
+    for SGD but 0.01 for AdamW (e.g. RTMDet's optimizer).
+
     Args:
         optim_wrapper_cfg (dict): The optimizer wrapper config, with
             ``optimizer`` (which may hold ``batch_size_per_gpu``).
@@ -43,4 +47,7 @@ class StudentOptimizerConstructor(YOLOv5OptimizerConstructor):
         """
         if is_model_wrapper(model):
             model = model.module
-        return super().__call__(getattr(model, 'student', model))
+        optim_wrapper = super().__call__(getattr(model, 'student', model))
+        for group in optim_wrapper.optimizer.param_groups[1:]:
+            group['weight_decay'] = 0.
+        return optim_wrapper
