@@ -803,6 +803,10 @@ def write_report(runs: Dict[str, dict],
 # ============================ ablation ======================================
 #: The keys of ``model`` that make up the detector of an SSDA config.
 DETECTOR_KEYS = ('detector', 'data_preprocessor')
+#: Outside ``model``, what a detector config may change of the recipe it is
+#: put into (:func:`detector_overrides`): its own optimizer and the
+#: learning-rate hook's settings.
+OPTIMIZER_KEYS = ('optim_wrapper', 'default_hooks')
 
 
 def _difference(new, old):
@@ -830,20 +834,28 @@ def detector_overrides(config: str, base: str) -> dict:
     (:data:`DETECTOR_KEYS`), each replacing the other config's whole
     (``_delete_``), and whatever else of ``model`` it changes from
     ``base`` (e.g. the consistency loss's ``reference_loss`` for the
-    head's loss scale). Data, schedule and the rest stay the other
-    config's.
+    head's loss scale). A detector trained with its own optimizer (e.g.
+    RTMDet's AdamW) may also change the ``optim_wrapper`` (which then
+    replaces the other config's whole) and the settings of
+    ``default_hooks.param_scheduler`` (:data:`OPTIMIZER_KEYS`). Data,
+    schedule length and the rest stay the other config's.
 
     Raises:
-        ValueError: ``config`` changes something outside ``model`` or
-            removes a part of ``base``'s model.
+        ValueError: ``config`` changes something else or removes a part of
+            ``base``'s model.
     """
     cfg, base_cfg = Config.fromfile(config), Config.fromfile(base)
     model = cfg.model.to_dict()
     base_model = base_cfg.model.to_dict()
+    allowed = {'model', *DETECTOR_KEYS, *OPTIMIZER_KEYS}
     outside = sorted(
         key for key in set(cfg) | set(base_cfg)
-        if key != 'model' and key not in DETECTOR_KEYS
-        and cfg.get(key) != base_cfg.get(key))
+        if key not in allowed and cfg.get(key) != base_cfg.get(key))
+    hooks = _difference(
+        cfg.get('default_hooks', {}).to_dict(),
+        base_cfg.get('default_hooks', {}).to_dict()) or {}
+    outside += sorted(f'default_hooks.{key}' for key in hooks
+                      if key != 'param_scheduler')
     removed = sorted(set(base_model) - set(model))
     if outside or removed:
         what = [f'changes {", ".join(outside)}'] if outside else []
@@ -858,7 +870,14 @@ def detector_overrides(config: str, base: str) -> dict:
     rest = _difference({k: v for k, v in model.items()
                         if k not in DETECTOR_KEYS}, base_model)
     overrides.update(rest or {})
-    return dict(model=overrides)
+    overrides = dict(model=overrides)
+    if cfg.optim_wrapper != base_cfg.optim_wrapper:
+        overrides['optim_wrapper'] = dict(
+            cfg.optim_wrapper.to_dict(), _delete_=True)
+    if 'param_scheduler' in hooks:
+        overrides['default_hooks'] = dict(
+            param_scheduler=hooks['param_scheduler'])
+    return overrides
 
 
 def drop_disabled(overrides: dict, cfg: dict) -> dict:

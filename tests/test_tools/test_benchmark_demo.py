@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
 from mmssda.apis import detector_overrides
@@ -63,6 +64,12 @@ def test_every_variant_builds_and_changes_what_it_says(tool):
     assert models['soft'].distill_loss.loss_weight == 0.005
     assert models['ignore'].semi_train_cfg.empty_pseudo_policy == 'ignore'
     assert paper.semi_train_cfg.empty_pseudo_policy == 'background'
+    assert models['teacher_target_bn'].teacher_keeps_bn_stats
+    assert not paper.teacher_keeps_bn_stats
+    model = models['distill_warmup']
+    assert model.semi_train_cfg.distill_warmup_iters == \
+        tool.DISTILL_WARMUP_ITERS > 0
+    assert model.distill_weight_scale < 1 == paper.distill_weight_scale
     # strong views: the target pairs' pipeline only
     source, target = variant_config(
         tool, 'strong_views').train_dataloader.dataset.datasets
@@ -207,8 +214,12 @@ def test_detector_puts_its_model_in_every_stage(tool, detector, head):
         for key, value in plain['model'].items():
             if value is None:
                 assert swapped['model'][key] is None, (stage, key)
-        # the data is the stage's own
+        # the data is the stage's own, the optimizer the detector's
         assert swapped['train_dataloader'] == plain['train_dataloader']
+        assert swapped['optim_wrapper'] == own.optim_wrapper.to_dict()
+        scheduler = swapped['default_hooks']['param_scheduler']
+        assert scheduler['warmup_bias_lr'] == \
+            own.default_hooks.param_scheduler.warmup_bias_lr
         with DefaultScope.overwrite_default_scope('mmssda'):
             model = MODELS.build(cfg.model)
         assert type(model.student.bbox_head).__name__ == head
@@ -219,12 +230,35 @@ def test_detector_puts_its_model_in_every_stage(tool, detector, head):
     assert tool.stage_overrides('yolov5') == {}
 
 
+def test_rtmdet_demo_trains_with_its_own_optimizer(tool):
+    overrides = tool.stage_overrides('rtmdet')
+    cfg = stage_config(tool.CONFIGS['ssda'], 'ssda', '/tmp/unused', 2, 0, 1,
+                       overrides=overrides)
+    # AdamW whole: no SGD argument (momentum, nesterov) left over
+    assert cfg.optim_wrapper.optimizer == dict(
+        type='AdamW', lr=0.001, weight_decay=0.05, batch_size_per_gpu=16,
+        foreach=True)
+    assert cfg.default_hooks.param_scheduler.warmup_bias_lr == 0
+    assert 'optim_wrapper' not in tool.stage_overrides('yolov8')
+    with DefaultScope.overwrite_default_scope('mmssda'):
+        model = MODELS.build(cfg.model)
+        optimizer = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
+    assert type(optimizer).__name__ == 'AdamW'
+    assert [g['weight_decay'] for g in optimizer.param_groups] == \
+        [0.05, 0., 0.]
+
+
 def test_detector_overrides_refuse_a_config_that_changes_the_recipe(
         tmp_path):
     base = osp.join(REPO, 'configs', 'ssda_yolov5n_fog_shapes.py')
     changed = tmp_path / 'changed.py'
     changed.write_text(f"_base_ = {base!r}\ntrain_cfg = dict(max_iters=5)\n")
     with pytest.raises(ValueError, match='it changes train_cfg$'):
+        detector_overrides(str(changed), base)
+    # of the hooks, only the learning-rate hook's settings may change
+    changed.write_text(f"_base_ = {base!r}\n"
+                       "default_hooks = dict(logger=dict(interval=5))\n")
+    with pytest.raises(ValueError, match='it changes default_hooks.logger$'):
         detector_overrides(str(changed), base)
 
 
