@@ -52,6 +52,9 @@ PSEUDO_SCORE_THR = Config.fromfile(
     ABLATION_CONFIG).model.semi_train_cfg.pseudo_label_cfg.score_thr
 #: A larger distillation weight than the paper's 0.005.
 LARGE_DISTILL_WEIGHT = 0.5
+#: Steps over which ``distill_warmup`` ramps the distillation weight up: a
+#: third of the demo's 300-iteration adaptation.
+DISTILL_WARMUP_ITERS = 100
 #: The demo's recipe with strong views for the student's target-real.
 STRONG_VIEW_CONFIG = osp.join(
     osp.dirname(ABLATION_CONFIG), 'ssda_yolov5n_fog_shapes_strong_view.py')
@@ -102,13 +105,22 @@ VARIANTS = {
         model=dict(semi_train_cfg=dict(empty_pseudo_policy='ignore')))),
     'distill_weight': (f'paper, lambda {LARGE_DISTILL_WEIGHT}', dict(
         model=dict(distill_loss=dict(loss_weight=LARGE_DISTILL_WEIGHT)))),
+    'teacher_target_bn': ('paper + teacher BatchNorm statistics of the '
+                          'target', dict(
+                              model=dict(semi_train_cfg=dict(
+                                  teacher_bn_stats='target')))),
+    'distill_warmup': (f'paper + distillation weight ramped up over '
+                       f'{DISTILL_WARMUP_ITERS} steps', dict(
+                           model=dict(semi_train_cfg=dict(
+                               distill_warmup_iters=DISTILL_WARMUP_ITERS)))),
 }
 #: The variant every other one is compared with, and the single additions
 #: to it whose winners make up ``best`` (merged in this order: with soft
 #: distillation and the larger weight, the soft loss gets that weight).
 REFERENCE = 'paper'
 BEST_CANDIDATES = [
-    'adaptive_thr', 'soft', 'strong_views', 'ignore', 'distill_weight'
+    'adaptive_thr', 'soft', 'strong_views', 'ignore', 'distill_weight',
+    'teacher_target_bn', 'distill_warmup'
 ]
 BEST = 'best'
 #: Variants that need a source-fake stream, left out with ``--fakes none``

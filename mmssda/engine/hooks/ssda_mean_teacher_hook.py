@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmssda.engine.optimizers import optimizer_stepped
 from mmssda.registry import HOOKS
@@ -47,6 +48,18 @@ class SSDAMeanTeacherHook(Hook):
     cost). With SyncBN the buffers are equal already and stay equal. The
     hook runs before :class:`StudentEMAHook` (priority 48 < 49) so that the
     EMA averages the synchronised buffers too.
+
+    A model whose teacher keeps its own BatchNorm statistics
+    (``model.teacher_keeps_bn_stats``, :class:`SSDADetector` with
+    ``semi_train_cfg.teacher_bn_stats='target'``: the teacher estimates them
+    on the target images it labels) gets its teacher's BatchNorm buffers
+    copied from the student only when the teacher is (re)initialised, never
+    averaged; under DDP they are averaged over the ranks after every step.
+
+    Before every iteration the hook sets ``model.distill_steps``, the
+    optimizer steps taken since distillation started (saved and resumed),
+    from which :class:`SSDADetector` schedules its distillation weight
+    (``semi_train_cfg.distill_warmup_iters``).
 
     Args:
         momentum (float): Weight of the student in the update, in (0, 1).
@@ -109,9 +122,14 @@ class SSDAMeanTeacherHook(Hook):
                           runner: Runner,
                           batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
-        """End the burn-in: teacher <- student, distillation on."""
-        if self.burn_in_iters == 0 or runner.iter != self.burn_in_iters:
-            return
+        """End the burn-in (teacher <- student, distillation on); tell the
+        model its steps since distillation started."""
+        if self.burn_in_iters and runner.iter == self.burn_in_iters:
+            self.end_burn_in(runner)
+        self._get_model(runner).distill_steps = self.num_steps
+
+    def end_burn_in(self, runner: Runner) -> None:
+        """Teacher <- student, distillation on, step counter reset."""
         model = self._get_model(runner)
         self.sync_student_buffers(model)
         self.momentum_update(model, 1.)
@@ -134,6 +152,8 @@ class SSDAMeanTeacherHook(Hook):
         self.sync_student_buffers(model)
         if runner.iter < self.burn_in_iters:
             return
+        if self._teacher_keeps_bn_stats(model):
+            self.sync_buffers(model.teacher)
         self.num_steps += 1
         if self.num_steps % self.interval == 0:
             self.momentum_update(model, self.momentum)
@@ -150,18 +170,27 @@ class SSDAMeanTeacherHook(Hook):
             self.num_steps = state['num_steps']
 
     @staticmethod
-    def sync_student_buffers(model: nn.Module) -> None:
+    def _teacher_keeps_bn_stats(model: nn.Module) -> bool:
+        return bool(getattr(model, 'teacher_keeps_bn_stats', False))
+
+    @classmethod
+    def sync_student_buffers(cls, model: nn.Module) -> None:
         """Replace the student's floating-point buffers by their mean over
         the ranks (nothing to do in a single process).
 
         Args:
             model (nn.Module): Model with ``student``.
         """
+        cls.sync_buffers(model.student)
+
+    @staticmethod
+    def sync_buffers(module: nn.Module) -> None:
+        """Replace ``module``'s floating-point buffers by their mean over
+        the ranks (nothing to do in a single process)."""
         if get_world_size() == 1:
             return
         buffers = [
-            buf for buf in model.student.buffers()
-            if buf.dtype.is_floating_point
+            buf for buf in module.buffers() if buf.dtype.is_floating_point
         ]
         if buffers:
             all_reduce_params(buffers, coalesce=True, op='mean')
@@ -174,7 +203,8 @@ class SSDAMeanTeacherHook(Hook):
             momentum (float): Weight of the student; 1 copies it.
         """
         teacher, student, copy_teacher, copy_student = self._paired_tensors(
-            model)
+            model, with_bn_stats=momentum == 1
+            or not self._teacher_keeps_bn_stats(model))
         with torch.no_grad():
             if teacher:
                 torch._foreach_lerp_(teacher, student, momentum)
@@ -182,9 +212,16 @@ class SSDAMeanTeacherHook(Hook):
                 torch._foreach_copy_(copy_teacher, copy_student)
 
     def _paired_tensors(
-        self, model: nn.Module
+        self,
+        model: nn.Module,
+        with_bn_stats: bool = True
     ) -> Tuple[List[Tensor], List[Tensor], List[Tensor], List[Tensor]]:
         """Teacher/student tensors to average and to copy, name-checked.
+
+        Args:
+            model (nn.Module): Model with ``student`` and ``teacher``.
+            with_bn_stats (bool): Include the BatchNorm buffers (with
+                ``update_buffers``). Defaults to True.
 
         Returns:
             tuple[list[Tensor]]: Teacher and student tensors to average,
@@ -197,6 +234,11 @@ class SSDAMeanTeacherHook(Hook):
             student_named.update(model.student.named_buffers())
         if teacher_named.keys() != student_named.keys():
             raise RuntimeError('teacher and student differ in structure')
+        if self.update_buffers and not with_bn_stats:
+            for prefix, module in model.teacher.named_modules():
+                if isinstance(module, _BatchNorm):
+                    for name, _ in module.named_buffers(prefix=prefix):
+                        del teacher_named[name]
         average, copy = ([], []), ([], [])
         for name, teacher_tensor in teacher_named.items():
             target = average if teacher_tensor.dtype.is_floating_point \

@@ -14,6 +14,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmssda.models.head_adapters import build_head_adapter
 from mmssda.registry import MODELS
@@ -23,6 +24,8 @@ from mmssda.utils.config_checks import HEAD_TEST_CFG_KEYS, check_option_keys
 STREAMS = ('source_real', 'source_fake', 'target_real', 'target_fake')
 #: ``semi_train_cfg.empty_pseudo_policy`` values.
 EMPTY_PSEUDO_POLICIES = ('background', 'ignore')
+#: ``semi_train_cfg.teacher_bn_stats`` values.
+TEACHER_BN_STATS = ('student', 'target')
 
 
 @MODELS.register_module()
@@ -162,6 +165,22 @@ class SSDADetector(SemiBaseDetector):
               statistics once per iteration, not once per stream. With
               BatchNorm in eval mode (or without BatchNorm) the losses
               are those of the per-stream passes. Defaults to False.
+            - ``teacher_bn_stats`` (str): the BatchNorm statistics the
+              teacher labels with. ``'student'``: the running statistics
+              the mean-teacher update averages from the student, which
+              sees source and target batches. ``'target'``: the teacher's
+              BatchNorm layers normalise each target-fake batch it labels
+              with that batch's statistics and keep running statistics of
+              those batches only (the layer's momentum), which it also
+              validates with; :class:`SSDAMeanTeacherHook` then averages
+              the teacher's weights but not these buffers. Needs
+              BatchNorm in the detector. Defaults to ``'student'``.
+            - ``distill_warmup_iters`` (int): the distillation losses
+              ramp linearly from ``1 / N`` of their weight at the first
+              step of distillation to their full weight at step ``N``
+              (steps counted by :class:`SSDAMeanTeacherHook` into
+              :attr:`distill_steps`); 0 trains at full weight from the
+              first step. Defaults to 0.
         adaptive_score_thr (:obj:`ConfigDict` or dict, optional): Config
             of per-class pseudo-label thresholds that follow the teacher
             (:class:`ClassAdaptiveThreshold`), instead of the fixed
@@ -233,7 +252,9 @@ class SSDADetector(SemiBaseDetector):
         score_quantiles=(0.5, 0.9, 0.99),
         analysis_iou_thr=0.5,
         iters_per_epoch=None,
-        fused_student_forward=False)
+        fused_student_forward=False,
+        teacher_bn_stats='student',
+        distill_warmup_iters=0)
     default_semi_test_cfg = dict(
         predict_on='student', extract_feat_on='student')
 
@@ -307,6 +328,14 @@ class SSDADetector(SemiBaseDetector):
                              f'of {EMPTY_PSEUDO_POLICIES}, got {policy!r}')
         self.adaptive_score_thr = self._build_adaptive_score_thr(
             adaptive_score_thr)
+        self._check_teacher_bn_stats()
+        if self.semi_train_cfg.distill_warmup_iters < 0:
+            raise ValueError('semi_train_cfg.distill_warmup_iters must be '
+                             '>= 0, got '
+                             f'{self.semi_train_cfg.distill_warmup_iters}')
+        #: Optimizer steps since distillation started; set by
+        #: SSDAMeanTeacherHook before every iteration.
+        self.distill_steps = 0
         #: Whether the distillation branch runs; SSDAMeanTeacherHook sets
         #: it to False during burn-in.
         self.distill_active = True
@@ -328,6 +357,34 @@ class SSDADetector(SemiBaseDetector):
         if cfg.get('init') is None:
             module.reset(self.semi_train_cfg.pseudo_label_cfg.score_thr)
         return module
+
+    def _check_teacher_bn_stats(self) -> None:
+        """Refuse an unknown ``teacher_bn_stats`` or ``'target'`` for a
+        detector without BatchNorm."""
+        value = self.semi_train_cfg.teacher_bn_stats
+        if value not in TEACHER_BN_STATS:
+            raise ValueError('semi_train_cfg.teacher_bn_stats must be one of '
+                             f'{TEACHER_BN_STATS}, got {value!r}')
+        if value == 'target' and not any(
+                isinstance(m, _BatchNorm) and m.track_running_stats
+                for m in self.teacher.modules()):
+            raise ValueError(
+                "semi_train_cfg.teacher_bn_stats='target' needs BatchNorm "
+                f'layers; {type(self.teacher).__name__} with '
+                f'{self.head_adapter.head_name(self.student)} has none')
+
+    @property
+    def teacher_keeps_bn_stats(self) -> bool:
+        """bool: Whether the teacher keeps BatchNorm statistics of the
+        target batches it labels (``teacher_bn_stats='target'``)."""
+        return self.semi_train_cfg.teacher_bn_stats == 'target'
+
+    @property
+    def distill_weight_scale(self) -> float:
+        """float: The factor of the distillation losses at this step
+        (``semi_train_cfg.distill_warmup_iters``)."""
+        warmup = self.semi_train_cfg.distill_warmup_iters
+        return min(1., (self.distill_steps + 1) / warmup) if warmup else 1.
 
     @staticmethod
     def _merge_cfg(default: dict, cfg: OptConfigType) -> ConfigDict:
@@ -397,11 +454,17 @@ class SSDADetector(SemiBaseDetector):
             totals[stream] = self._sum_losses(stream_losses)
             losses.update(stream_losses)
         if self.distill_enabled:
-            losses.update(
-                self.loss_by_distillation(
-                    multi_batch_inputs,
-                    multi_batch_data_samples,
-                    student_feats=feats.get('target_real')))
+            distill = self.loss_by_distillation(
+                multi_batch_inputs,
+                multi_batch_data_samples,
+                student_feats=feats.get('target_real'))
+            scale = self.distill_weight_scale
+            if scale != 1:
+                distill = {
+                    key: value * scale if 'loss' in key else value
+                    for key, value in distill.items()
+                }
+            losses.update(distill)
         if self.consistency_loss is not None:
             losses.update(
                 self.loss_by_consistency(totals['source_real'],
@@ -543,6 +606,9 @@ class SSDADetector(SemiBaseDetector):
             before any threshold (see the head adapter).
         """
         self.teacher.eval()
+        target_bn = self.training and self.teacher_keeps_bn_stats
+        if target_bn:
+            self._teacher_bn_train(True)
         batch_img_metas = [
             self._pseudo_label_img_meta(data_samples)
             for data_samples in batch_data_samples
@@ -554,9 +620,13 @@ class SSDADetector(SemiBaseDetector):
             cfg.update(
                 score_thr=thr.floor,
                 max_per_img=max(cfg.get('nms_pre', 100000), max_per_img))
-        results_list, outs, top_scores = \
-            self.head_adapter.predict_pseudo_labels(
-                self.teacher, batch_inputs, batch_img_metas, cfg)
+        try:
+            results_list, outs, top_scores = \
+                self.head_adapter.predict_pseudo_labels(
+                    self.teacher, batch_inputs, batch_img_metas, cfg)
+        finally:
+            if target_bn:
+                self._teacher_bn_train(False)
         batch_info = dict(teacher_outs=outs, teacher_top_scores=top_scores)
         if thr is not None:
             if self.training:
@@ -573,6 +643,13 @@ class SSDADetector(SemiBaseDetector):
                 scores=results.scores.detach())
             pseudo_data_samples.append(pseudo)
         return pseudo_data_samples, batch_info
+
+    def _teacher_bn_train(self, mode: bool) -> None:
+        """Put the teacher's BatchNorm layers in train (batch statistics,
+        running statistics updated) or eval mode."""
+        for module in self.teacher.modules():
+            if isinstance(module, _BatchNorm):
+                module.train(mode)
 
     @staticmethod
     def _pseudo_label_img_meta(data_samples: DetDataSample) -> dict:

@@ -114,6 +114,42 @@ def test_update_buffers_false_keeps_teacher_buffers():
         0.99 * weight0 + 0.01 * model.student[0].weight)
 
 
+def test_teacher_keeping_bn_stats_averages_weights_only():
+    model = make_model()
+    model.teacher_keeps_bn_stats = True
+    mean0 = model.teacher[1].running_mean.clone()
+    var0 = model.teacher[1].running_var.clone()
+    weight0 = model.teacher[0].weight.clone()
+    bn_weight0 = model.teacher[1].weight.clone()
+    hook = SSDAMeanTeacherHook(momentum=0.01, burn_in_iters=2)
+    hook.after_train_iter(mock_runner(model, it=3), 3)
+    assert torch.equal(model.teacher[1].running_mean, mean0)
+    assert torch.equal(model.teacher[1].running_var, var0)
+    torch.testing.assert_close(
+        model.teacher[0].weight,
+        0.99 * weight0 + 0.01 * model.student[0].weight)
+    torch.testing.assert_close(
+        model.teacher[1].weight,
+        0.99 * bn_weight0 + 0.01 * model.student[1].weight)
+    # the end of the burn-in starts the teacher from all of the student
+    hook.before_train_iter(mock_runner(model, it=2), 2)
+    for k, v in model.student.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[k], v), k
+
+
+def test_model_told_its_distillation_steps():
+    model = make_model()
+    hook = SSDAMeanTeacherHook(burn_in_iters=2)
+    hook.before_train_iter(mock_runner(model, it=0), 0)
+    assert model.distill_steps == 0
+    hook.after_train_iter(mock_runner(model, it=1), 1)  # burn-in: no count
+    hook.before_train_iter(mock_runner(model, it=2), 2)
+    hook.after_train_iter(mock_runner(model, it=2), 2)
+    hook.after_train_iter(mock_runner(model, it=3), 3)
+    hook.before_train_iter(mock_runner(model, it=4), 4)
+    assert model.distill_steps == hook.num_steps == 2
+
+
 def test_interval_counts_optimizer_steps():
     model = make_model()
     hook = SSDAMeanTeacherHook(interval=2)
