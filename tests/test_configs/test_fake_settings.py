@@ -145,3 +145,38 @@ def test_weak_fakes_are_made_online_and_train(data):
     for branch in ('source_real', 'source_fake', 'distill'):
         assert any(k.startswith(f'{branch}.loss') for k in keys)
     assert 'consistency.loss' in keys
+
+
+def test_no_fakes_with_target_bn_teacher_and_distill_warmup(data):
+    """The teacher options of the no-fakes setting through the runner: the
+    hook counts the distillation steps into the model and leaves the
+    teacher's BatchNorm statistics to the teacher."""
+    work_dir = data / 'teacher_options'
+    cfg = tiny(
+        NONE, work_dir, **{
+            'model.semi_train_cfg.teacher_bn_stats': 'target',
+            'model.semi_train_cfg.distill_warmup_iters': 4
+        })
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    model = runner.model
+    assert model.distill_steps == MAX_ITERS - 1
+    assert model.distill_weight_scale == MAX_ITERS / 4
+    assert any(k.startswith('distill.loss')
+               for k in logged_keys(str(work_dir)))
+    checkpoint = torch.load(
+        osp.join(work_dir, f'iter_{MAX_ITERS}.pth'), weights_only=False)
+    assert checkpoint['meta']['ssda_mean_teacher']['num_steps'] == MAX_ITERS
+    # the teacher's statistics are its own: one target-fake batch per
+    # iteration, while the student's come from its source-real and
+    # target-real passes (the hook would copy the student's count)
+    student = dict(model.student.named_buffers())
+    counts = {
+        name: buf.item()
+        for name, buf in model.teacher.named_buffers()
+        if name.endswith('num_batches_tracked')
+    }
+    assert counts
+    for name, count in counts.items():
+        assert count == MAX_ITERS, name
+        assert student[name].item() == 2 * MAX_ITERS, name
