@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from mmdet.models.detectors import SemiBaseDetector
-from mmdet.models.utils import rename_loss_dict
+from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmdet.structures import DetDataSample, SampleList
 from mmdet.structures.bbox import bbox_overlaps
 from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
@@ -460,10 +460,7 @@ class SSDADetector(SemiBaseDetector):
                 student_feats=feats.get('target_real'))
             scale = self.distill_weight_scale
             if scale != 1:
-                distill = {
-                    key: value * scale if 'loss' in key else value
-                    for key, value in distill.items()
-                }
+                distill = reweight_loss_dict(distill, scale)
             losses.update(distill)
         if self.consistency_loss is not None:
             losses.update(

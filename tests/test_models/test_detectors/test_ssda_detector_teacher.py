@@ -95,3 +95,18 @@ def test_distill_warmup_ramps_the_distillation_losses():
     assert any('loss' in k and v.sum() > 0 for k, v in reference.items())
     with pytest.raises(ValueError, match='distill_warmup_iters must be >= 0'):
         build_ssda(semi_train_cfg=dict(distill_warmup_iters=-1))
+
+
+def test_distill_warmup_scales_per_level_losses(monkeypatch):
+    # two-stage detectors give some losses as one tensor per level
+    model = build_ssda(semi_train_cfg=dict(distill_warmup_iters=4))
+    per_level = [torch.tensor(2.), torch.tensor(4.)]
+    monkeypatch.setattr(
+        model, 'loss_by_distillation', lambda *args, **kwargs: {
+            'distill.loss_rpn_cls': list(per_level),
+            'distill.num_pseudo': torch.tensor(3.)
+        })
+    inputs, samples = four_stream_batch()
+    losses = model.loss(inputs, copy.deepcopy(samples))
+    assert [x.item() for x in losses['distill.loss_rpn_cls']] == [0.5, 1.]
+    assert losses['distill.num_pseudo'].item() == 3.
