@@ -852,8 +852,8 @@ def detector_overrides(config: str, base: str) -> dict:
         key for key in set(cfg) | set(base_cfg)
         if key not in allowed and cfg.get(key) != base_cfg.get(key))
     hooks = _difference(
-        cfg.get('default_hooks', {}).to_dict(),
-        base_cfg.get('default_hooks', {}).to_dict()) or {}
+        cfg.to_dict().get('default_hooks', {}),
+        base_cfg.to_dict().get('default_hooks', {})) or {}
     outside += sorted(f'default_hooks.{key}' for key in hooks
                       if key != 'param_scheduler')
     removed = sorted(set(base_model) - set(model))
