@@ -66,6 +66,12 @@ def test_every_variant_builds_and_changes_what_it_says(tool):
     assert paper.semi_train_cfg.empty_pseudo_policy == 'background'
     assert models['teacher_target_bn'].teacher_keeps_bn_stats
     assert not paper.teacher_keeps_bn_stats
+    assert models['student_target_bn'].student_keeps_target_bn_stats
+    assert not paper.student_keeps_target_bn_stats
+    model = models['source_only_target_bn']
+    assert model.student_keeps_target_bn_stats
+    assert model.distill_loss is None and model.consistency_loss is None
+    assert list(model.supervised_streams) == ['source_real']
     model = models['distill_warmup']
     assert model.semi_train_cfg.distill_warmup_iters == \
         tool.DISTILL_WARMUP_ITERS > 0

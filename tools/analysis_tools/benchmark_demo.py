@@ -109,6 +109,18 @@ VARIANTS = {
                           'target', dict(
                               model=dict(semi_train_cfg=dict(
                                   teacher_bn_stats='target')))),
+    'student_target_bn': ('paper + student BatchNorm statistics of the '
+                          'target', dict(
+                              model=dict(semi_train_cfg=dict(
+                                  student_bn_stats='target')))),
+    'source_only_target_bn': ('source-only + student BatchNorm statistics '
+                              'of the target', dict(
+                                  model=dict(
+                                      distill_loss=None,
+                                      consistency_loss=None,
+                                      semi_train_cfg=dict(
+                                          supervised_streams=['source_real'],
+                                          student_bn_stats='target')))),
     'distill_warmup': (f'paper + distillation weight ramped up over '
                        f'{DISTILL_WARMUP_ITERS} steps', dict(
                            model=dict(semi_train_cfg=dict(
@@ -120,7 +132,7 @@ VARIANTS = {
 REFERENCE = 'paper'
 BEST_CANDIDATES = [
     'adaptive_thr', 'soft', 'strong_views', 'ignore', 'distill_weight',
-    'teacher_target_bn', 'distill_warmup'
+    'teacher_target_bn', 'student_target_bn', 'distill_warmup'
 ]
 BEST = 'best'
 #: Variants that need a source-fake stream, left out with ``--fakes none``

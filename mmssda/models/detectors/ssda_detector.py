@@ -1,6 +1,7 @@
 import copy
 import logging
 import re
+from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -26,6 +27,8 @@ STREAMS = ('source_real', 'source_fake', 'target_real', 'target_fake')
 EMPTY_PSEUDO_POLICIES = ('background', 'ignore')
 #: ``semi_train_cfg.teacher_bn_stats`` values.
 TEACHER_BN_STATS = ('student', 'target')
+#: ``semi_train_cfg.student_bn_stats`` values.
+STUDENT_BN_STATS = ('all', 'target')
 
 
 @MODELS.register_module()
@@ -175,6 +178,19 @@ class SSDADetector(SemiBaseDetector):
               validates with; :class:`SSDAMeanTeacherHook` then averages
               the teacher's weights but not these buffers. Needs
               BatchNorm in the detector. Defaults to ``'student'``.
+            - ``student_bn_stats`` (str): the batches the student's
+              BatchNorm layers keep running statistics of, which it (and
+              its EMA, and a teacher with ``teacher_bn_stats='student'``)
+              validates, tests and is exported with. ``'all'``: every
+              batch it trains on, source and target. ``'target'``:
+              target-real batches only; the supervised streams are still
+              normalised with their own batch statistics (the same
+              losses), but leave the running statistics as they are, and
+              while the student does not train on target-real (burn-in,
+              no ``distill_loss``) one forward pass without gradients on
+              target-real updates them (AdaBN, Li et al. 2016). Needs
+              BatchNorm in the detector and ``fused_student_forward``
+              False. Defaults to ``'all'``.
             - ``distill_warmup_iters`` (int): the distillation losses
               ramp linearly from ``1 / N`` of their weight at the first
               step of distillation to their full weight at step ``N``
@@ -254,6 +270,7 @@ class SSDADetector(SemiBaseDetector):
         iters_per_epoch=None,
         fused_student_forward=False,
         teacher_bn_stats='student',
+        student_bn_stats='all',
         distill_warmup_iters=0)
     default_semi_test_cfg = dict(
         predict_on='student', extract_feat_on='student')
@@ -329,6 +346,7 @@ class SSDADetector(SemiBaseDetector):
         self.adaptive_score_thr = self._build_adaptive_score_thr(
             adaptive_score_thr)
         self._check_teacher_bn_stats()
+        self._check_student_bn_stats()
         if self.semi_train_cfg.distill_warmup_iters < 0:
             raise ValueError('semi_train_cfg.distill_warmup_iters must be '
                              '>= 0, got '
@@ -372,6 +390,66 @@ class SSDADetector(SemiBaseDetector):
                 "semi_train_cfg.teacher_bn_stats='target' needs BatchNorm "
                 f'layers; {type(self.teacher).__name__} with '
                 f'{self.head_adapter.head_name(self.student)} has none')
+
+    def _check_student_bn_stats(self) -> None:
+        """Refuse an unknown ``student_bn_stats``, or ``'target'`` for a
+        detector without BatchNorm or with ``fused_student_forward`` (whose
+        joint batch mixes the streams' statistics)."""
+        value = self.semi_train_cfg.student_bn_stats
+        if value not in STUDENT_BN_STATS:
+            raise ValueError('semi_train_cfg.student_bn_stats must be one of '
+                             f'{STUDENT_BN_STATS}, got {value!r}')
+        if value != 'target':
+            return
+        if not self._student_bn_layers():
+            raise ValueError(
+                "semi_train_cfg.student_bn_stats='target' needs BatchNorm "
+                f'layers; {type(self.student).__name__} with '
+                f'{self.head_adapter.head_name(self.student)} has none')
+        if self.semi_train_cfg.fused_student_forward:
+            raise ValueError(
+                "semi_train_cfg.student_bn_stats='target' needs "
+                'semi_train_cfg.fused_student_forward=False: the fused '
+                'forward normalises source and target images as one batch')
+
+    def _student_bn_layers(self) -> List[_BatchNorm]:
+        """The student's BatchNorm layers that keep running statistics."""
+        return [
+            m for m in self.student.modules()
+            if isinstance(m, _BatchNorm) and m.track_running_stats
+        ]
+
+    @property
+    def student_keeps_target_bn_stats(self) -> bool:
+        """bool: Whether the student's BatchNorm running statistics come
+        from target-real batches only (``student_bn_stats='target'``)."""
+        return self.semi_train_cfg.student_bn_stats == 'target'
+
+    @contextmanager
+    def _student_bn_stats_frozen(self):
+        """Within: the student's BatchNorm layers (in train mode) normalise
+        with batch statistics but do not update their running statistics."""
+        layers = self._student_bn_layers()
+        for layer in layers:
+            layer.track_running_stats = False
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.track_running_stats = True
+
+    @torch.no_grad()
+    def update_student_bn_stats(self, batch_inputs: Tensor,
+                                batch_data_samples: SampleList) -> None:
+        """Update the student's BatchNorm running statistics from a batch by
+        one forward pass without gradients (in the student's mode).
+
+        Args:
+            batch_inputs (Tensor): Images of shape (N, C, H, W).
+            batch_data_samples (list[:obj:`DetDataSample`]): Their samples
+                (a two-stage detector's RPN reads their metainfo).
+        """
+        self.student._forward(batch_inputs, batch_data_samples)
 
     @property
     def teacher_keeps_bn_stats(self) -> bool:
@@ -445,14 +523,20 @@ class SSDADetector(SemiBaseDetector):
             feats = self.extract_student_feats(multi_batch_inputs, streams)
         losses = dict()
         totals = dict()
-        for stream in self.supervised_streams:
-            stream_losses = self.loss_by_gt_instances(
-                multi_batch_inputs[stream],
-                multi_batch_data_samples[stream],
-                stream,
-                feats=feats.get(stream))
-            totals[stream] = self._sum_losses(stream_losses)
-            losses.update(stream_losses)
+        target_bn = self.training and self.student_keeps_target_bn_stats
+        with self._student_bn_stats_frozen() if target_bn else nullcontext():
+            for stream in self.supervised_streams:
+                stream_losses = self.loss_by_gt_instances(
+                    multi_batch_inputs[stream],
+                    multi_batch_data_samples[stream],
+                    stream,
+                    feats=feats.get(stream))
+                totals[stream] = self._sum_losses(stream_losses)
+                losses.update(stream_losses)
+        if target_bn and not self.distill_enabled:
+            self.update_student_bn_stats(
+                multi_batch_inputs['target_real'],
+                multi_batch_data_samples['target_real'])
         if self.distill_enabled:
             distill = self.loss_by_distillation(
                 multi_batch_inputs,
