@@ -30,6 +30,8 @@ import hashlib
 import json
 import os
 import os.path as osp
+import shutil
+import tempfile
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -65,26 +67,50 @@ def prepare_data(data_root: str, seed: int) -> dict:
     """Generate the clear-to-fog benchmark into ``data_root`` once.
 
     An existing fog_shapes data set there is reused; any other non-empty
-    folder is an error (nothing of the user's is overwritten).
+    folder is an error (nothing of the user's is overwritten). The data set
+    is written into a temporary sibling folder and renamed to ``data_root``
+    when complete, so an interrupted run leaves no partial data set and
+    processes that start together (one per seed) all use the one that
+    lands first.
 
     Returns:
         dict: The data set's ``meta.json``.
     """
     meta_file = osp.join(data_root, 'meta.json')
     if osp.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-        if meta.get('name') != 'fog_shapes':
-            raise ValueError(f'{meta_file} is not a fog_shapes data set; '
-                             'move it away or pick another --work-dir')
-        print(f'Using the data set in {data_root} (seed {meta["seed"]})')
-        return meta
+        return _existing_fog_shapes(data_root)
     if osp.isdir(data_root) and os.listdir(data_root):
         raise FileExistsError(
             f'{data_root} exists and holds no fog_shapes meta.json; the demo '
             'will not write into it. Move it away and run again.')
     print(f'Writing the clear-to-fog data set to {data_root} ...')
-    return generate_fog_shapes(data_root, seed=seed)
+    parent = osp.dirname(osp.abspath(data_root))
+    os.makedirs(parent, exist_ok=True)
+    tmp_root = tempfile.mkdtemp(prefix='.fog_shapes-', dir=parent)
+    try:
+        meta = generate_fog_shapes(tmp_root, seed=seed)
+        try:
+            # replaces an absent or empty data_root, never a non-empty one
+            os.rename(tmp_root, data_root)
+        except OSError:
+            if not osp.isfile(meta_file):
+                raise
+            return _existing_fog_shapes(data_root)
+        return meta
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+
+def _existing_fog_shapes(data_root: str) -> dict:
+    """The ``meta.json`` of the fog_shapes data set in ``data_root``."""
+    meta_file = osp.join(data_root, 'meta.json')
+    with open(meta_file) as f:
+        meta = json.load(f)
+    if meta.get('name') != 'fog_shapes':
+        raise ValueError(f'{meta_file} is not a fog_shapes data set; '
+                         'move it away or pick another --work-dir')
+    print(f'Using the data set in {data_root} (seed {meta["seed"]})')
+    return meta
 
 
 def warmup_iters_of(burn_in_iters: int) -> int:

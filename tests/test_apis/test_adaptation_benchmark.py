@@ -104,6 +104,52 @@ def test_prepare_data_refuses_foreign_folder(tmp_path):
     assert (tmp_path / 'mine.txt').read_text() == 'user data'
 
 
+def fake_generator(write_winner_to=None, fail=False):
+    """Stands in for generate_fog_shapes: writes a meta.json into its
+    folder; optionally lands another process's data set first, or fails
+    half-way."""
+
+    def generate(out_dir, seed):
+        os.makedirs(out_dir, exist_ok=True)
+        meta = dict(name='fog_shapes', seed=seed)
+        with open(osp.join(out_dir, 'meta.json'), 'w') as f:
+            json.dump(meta, f)
+        if fail:
+            raise KeyboardInterrupt
+        if write_winner_to is not None and \
+                osp.abspath(out_dir) != osp.abspath(write_winner_to):
+            os.makedirs(write_winner_to)
+            with open(osp.join(write_winner_to, 'meta.json'), 'w') as f:
+                json.dump(dict(name='fog_shapes', seed=7), f)
+        return meta
+
+    return generate
+
+
+def test_prepare_data_lands_whole_or_not_at_all(tmp_path, monkeypatch):
+    import mmssda.apis.adaptation_benchmark as module
+    data_root = str(tmp_path / 'fog_shapes')
+    monkeypatch.setattr(module, 'generate_fog_shapes',
+                        fake_generator(fail=True))
+    with pytest.raises(KeyboardInterrupt):
+        prepare_data(data_root, seed=0)
+    assert os.listdir(tmp_path) == []  # no partial data set, no temp folder
+    monkeypatch.setattr(module, 'generate_fog_shapes', fake_generator())
+    assert prepare_data(data_root, seed=3)['seed'] == 3
+    assert os.listdir(tmp_path) == ['fog_shapes']
+
+
+def test_prepare_data_uses_the_data_set_that_landed_first(
+        tmp_path, monkeypatch):
+    # another process (another seed of the same ablation) finishes first
+    import mmssda.apis.adaptation_benchmark as module
+    data_root = str(tmp_path / 'fog_shapes')
+    monkeypatch.setattr(module, 'generate_fog_shapes',
+                        fake_generator(write_winner_to=data_root))
+    assert prepare_data(data_root, seed=0)['seed'] == 7
+    assert os.listdir(tmp_path) == ['fog_shapes']
+
+
 def test_stage_config_continues_one_schedule(tmp_path):
     burn = stage_config(
         CONFIGS['burn_in'],
