@@ -33,6 +33,25 @@ def yolov8_tiny_cfg():
     return detector
 
 
+def group_norm_detector_cfg():
+    """:func:`tiny_detector_cfg` with GroupNorm instead of BatchNorm."""
+    detector = tiny_detector_cfg()
+    group_norm = dict(type='GN', num_groups=1, requires_grad=True)
+    detector.backbone.norm_cfg = group_norm
+    detector.neck.norm_cfg = group_norm
+    return detector
+
+
+def float_buffers(module):
+    """Copies of ``module``'s floating-point buffers (BatchNorm running
+    statistics), by name."""
+    return {
+        name: buf.clone()
+        for name, buf in module.named_buffers()
+        if buf.dtype.is_floating_point
+    }
+
+
 def freeze_batch_norm(module):
     """BatchNorm layers of ``module`` to eval mode (running statistics), so
     that a train-mode forward equals an eval-mode one."""

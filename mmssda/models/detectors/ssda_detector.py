@@ -31,6 +31,14 @@ TEACHER_BN_STATS = ('student', 'target')
 STUDENT_BN_STATS = ('all', 'target')
 
 
+def _bn_layers(module: torch.nn.Module) -> List[_BatchNorm]:
+    """The BatchNorm layers of ``module`` that keep running statistics."""
+    return [
+        m for m in module.modules()
+        if isinstance(m, _BatchNorm) and m.track_running_stats
+    ]
+
+
 @MODELS.register_module()
 class SSDADetector(SemiBaseDetector):
     """Semi-supervised domain-adaptive teacher-student detector.
@@ -383,9 +391,7 @@ class SSDADetector(SemiBaseDetector):
         if value not in TEACHER_BN_STATS:
             raise ValueError('semi_train_cfg.teacher_bn_stats must be one of '
                              f'{TEACHER_BN_STATS}, got {value!r}')
-        if value == 'target' and not any(
-                isinstance(m, _BatchNorm) and m.track_running_stats
-                for m in self.teacher.modules()):
+        if value == 'target' and not _bn_layers(self.teacher):
             raise ValueError(
                 "semi_train_cfg.teacher_bn_stats='target' needs BatchNorm "
                 f'layers; {type(self.teacher).__name__} with '
@@ -401,7 +407,7 @@ class SSDADetector(SemiBaseDetector):
                              f'{STUDENT_BN_STATS}, got {value!r}')
         if value != 'target':
             return
-        if not self._student_bn_layers():
+        if not _bn_layers(self.student):
             raise ValueError(
                 "semi_train_cfg.student_bn_stats='target' needs BatchNorm "
                 f'layers; {type(self.student).__name__} with '
@@ -411,13 +417,6 @@ class SSDADetector(SemiBaseDetector):
                 "semi_train_cfg.student_bn_stats='target' needs "
                 'semi_train_cfg.fused_student_forward=False: the fused '
                 'forward normalises source and target images as one batch')
-
-    def _student_bn_layers(self) -> List[_BatchNorm]:
-        """The student's BatchNorm layers that keep running statistics."""
-        return [
-            m for m in self.student.modules()
-            if isinstance(m, _BatchNorm) and m.track_running_stats
-        ]
 
     @property
     def student_keeps_target_bn_stats(self) -> bool:
@@ -429,7 +428,7 @@ class SSDADetector(SemiBaseDetector):
     def _student_bn_stats_frozen(self):
         """Within: the student's BatchNorm layers (in train mode) normalise
         with batch statistics but do not update their running statistics."""
-        layers = self._student_bn_layers()
+        layers = _bn_layers(self.student)
         for layer in layers:
             layer.track_running_stats = False
         try:

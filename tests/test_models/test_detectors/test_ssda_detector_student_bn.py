@@ -7,15 +7,8 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from tests.test_models.utils import (boost_scores, build_ssda,
-                                     four_stream_batch, tiny_detector_cfg)
-
-
-def running_stats(module):
-    return {
-        name: buf.clone()
-        for name, buf in module.named_buffers()
-        if buf.dtype.is_floating_point
-    }
+                                     float_buffers, four_stream_batch,
+                                     group_norm_detector_cfg)
 
 
 def target_only_stats(model, inputs, samples):
@@ -25,7 +18,7 @@ def target_only_stats(model, inputs, samples):
     reference.train()
     with torch.no_grad():
         reference._forward(inputs['target_real'], samples['target_real'])
-    return running_stats(reference)
+    return float_buffers(reference)
 
 
 def assert_stats_equal(actual, expected):
@@ -41,10 +34,10 @@ def test_student_keeps_target_bn_stats(distilling):
     boost_scores(model.teacher)
     model.distill_active = distilling
     inputs, samples = four_stream_batch()
-    before = running_stats(model.student)
+    before = float_buffers(model.student)
     expected = target_only_stats(model, inputs, samples)
     losses = model.loss(inputs, copy.deepcopy(samples))
-    after = running_stats(model.student)
+    after = float_buffers(model.student)
     assert any(not torch.equal(after[k], before[k]) for k in after)
     assert_stats_equal(after, expected)
     assert any(k.startswith('distill.') for k in losses) == distilling
@@ -61,7 +54,7 @@ def test_student_bn_stats_all_by_default():
     # the source batches moved the statistics too
     assert any(
         not torch.equal(v, target_only_stats(model, inputs, samples)[k])
-        for k, v in running_stats(model.student).items())
+        for k, v in float_buffers(model.student).items())
 
 
 def test_student_target_bn_stats_keep_the_losses():
@@ -89,10 +82,7 @@ def test_student_bn_stats_refused():
         build_ssda(
             semi_train_cfg=dict(
                 student_bn_stats='target', fused_student_forward=True))
-    detector = tiny_detector_cfg()
-    group_norm = dict(type='GN', num_groups=1, requires_grad=True)
-    detector.backbone.norm_cfg = group_norm
-    detector.neck.norm_cfg = group_norm
+    detector = group_norm_detector_cfg()
     with pytest.raises(ValueError, match="student_bn_stats='target' needs "
                        'BatchNorm layers; YOLODetector with YOLOv5Head'):
         build_ssda(

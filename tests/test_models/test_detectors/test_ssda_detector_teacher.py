@@ -8,15 +8,8 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from tests.test_models.utils import (boost_scores, build_ssda,
-                                     four_stream_batch, tiny_detector_cfg)
-
-
-def bn_buffers(module):
-    return {
-        name: buf.clone()
-        for name, buf in module.named_buffers()
-        if buf.dtype.is_floating_point
-    }
+                                     float_buffers, four_stream_batch,
+                                     group_norm_detector_cfg)
 
 
 def test_teacher_keeps_target_bn_stats():
@@ -31,17 +24,17 @@ def test_teacher_keeps_target_bn_stats():
             module.train()
     with torch.no_grad():
         reference.extract_feat(inputs['target_fake'])
-    before = bn_buffers(model.teacher)
-    student_before = bn_buffers(model.student)
+    before = float_buffers(model.teacher)
+    student_before = float_buffers(model.student)
     model.loss(inputs, copy.deepcopy(samples))
-    after = bn_buffers(model.teacher)
-    expected = bn_buffers(reference)
+    after = float_buffers(model.teacher)
+    expected = float_buffers(reference)
     assert any(not torch.equal(after[k], before[k]) for k in after)
     for key in after:
         torch.testing.assert_close(after[key], expected[key], msg=key)
     # the student's statistics come from its own batches only
     assert any(not torch.equal(v, student_before[k])
-               for k, v in bn_buffers(model.student).items())
+               for k, v in float_buffers(model.student).items())
     # the teacher is back in eval mode
     assert not any(m.training for m in model.teacher.modules())
 
@@ -51,19 +44,16 @@ def test_teacher_bn_stats_from_student_by_default():
     assert not model.teacher_keeps_bn_stats
     boost_scores(model.teacher)
     inputs, samples = four_stream_batch()
-    before = bn_buffers(model.teacher)
+    before = float_buffers(model.teacher)
     model.loss(inputs, copy.deepcopy(samples))
-    for key, value in bn_buffers(model.teacher).items():
+    for key, value in float_buffers(model.teacher).items():
         assert torch.equal(value, before[key]), key
 
 
 def test_teacher_bn_stats_refused():
     with pytest.raises(ValueError, match='teacher_bn_stats must be one of'):
         build_ssda(semi_train_cfg=dict(teacher_bn_stats='source'))
-    detector = tiny_detector_cfg()
-    group_norm = dict(type='GN', num_groups=1, requires_grad=True)
-    detector.backbone.norm_cfg = group_norm
-    detector.neck.norm_cfg = group_norm
+    detector = group_norm_detector_cfg()
     with pytest.raises(ValueError, match="teacher_bn_stats='target' needs "
                        'BatchNorm layers; YOLODetector with YOLOv5Head'):
         build_ssda(
